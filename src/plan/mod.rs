@@ -1,0 +1,361 @@
+//! Plan: every request the run will send, fully built once (method, path, headers, body
+//! bytes) with its labels. Seeded, so the same profile gives the same plan. The order of
+//! slots is computed, not stored, so a long run costs no memory per request.
+//! It must not send anything or know about time.
+
+use crate::corpus::{Corpus, CorpusRequest, Unbuilt};
+use crate::error::Error;
+use crate::profile::Profile;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// The label of one corpus request: where it came from and what it looked like. Results
+/// refer to sources by index, so per-request records stay small.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub set: String,
+    pub case: String,
+    #[serde(rename = "type")]
+    pub type_label: String,
+    pub placeholder: String,
+    pub encoder: String,
+    pub benign: bool,
+    pub api: bool,
+    pub payload_index: usize,
+    pub payload: String,
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    /// Body as text (lossy UTF-8), truncated to `SOURCE_BODY_LIMIT` bytes for reports.
+    pub body: String,
+    pub body_len: usize,
+    /// Why it could not be sent, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsendable: Option<String>,
+}
+
+/// Bodies longer than this are truncated in `Source` (the request itself is not).
+pub const SOURCE_BODY_LIMIT: usize = 2048;
+
+/// A request ready for the wire. Headers include `Host`, defaults and profile headers;
+/// the transport adds only the request id.
+#[derive(Clone, Debug)]
+pub struct PreparedRequest {
+    pub method: Method,
+    pub path: PathAndQuery,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub source: u32,
+}
+
+/// How slots map onto requests.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Mix {
+    /// Every corpus request once per pass, in a seeded shuffled order.
+    Corpus,
+    /// Benign requests take exactly `benign_share` of the slots (spread evenly).
+    Share { benign_share: f64 },
+}
+
+pub struct Plan {
+    pub sources: Vec<Source>,
+    pub requests: Vec<PreparedRequest>,
+    /// Sources that could not be built into HTTP requests; recorded once, never sent.
+    pub unsendable: Vec<u32>,
+    /// Corpus requests with placeholders we do not support (gRPC), by placeholder name.
+    pub unsupported: Vec<(String, u64)>,
+    pub mix: Mix,
+    /// Corpus-pass order: shuffled indexes into `requests`.
+    all_order: Vec<u32>,
+    benign_order: Vec<u32>,
+    attack_order: Vec<u32>,
+    /// Benign share as parts per million, so slot assignment is exact integer math.
+    share_ppm: u64,
+}
+
+/// Headers every request carries unless the profile or the corpus sets them. CRS flags
+/// requests without Accept/User-Agent at higher paranoia levels, which is not what a
+/// WAF test means to measure.
+fn default_headers() -> Vec<(&'static str, String)> {
+    vec![
+        ("user-agent", format!("wafload/{}", env!("CARGO_PKG_VERSION"))),
+        ("accept", "*/*".to_string()),
+    ]
+}
+
+impl Plan {
+    /// Builds the plan from a loaded corpus. `base_path` is the target URL's path.
+    pub fn build(profile: &Profile, corpus: &Corpus) -> Result<Plan, Error> {
+        let url: http::Uri = profile
+            .target
+            .url
+            .parse()
+            .map_err(|e| Error::flag("--target", format!("{e}")))?;
+        let base_path = url.path().to_string();
+        let host = match &profile.target.host {
+            Some(h) => h.clone(),
+            None => url
+                .authority()
+                .map(|a| a.to_string())
+                .ok_or_else(|| Error::flag("--target", "URL has no host"))?,
+        };
+        let host_value = HeaderValue::from_str(&host)
+            .map_err(|_| Error::flag("--host", format!("{host:?} is not a valid Host value")))?;
+        let mut common = HeaderMap::new();
+        common.insert(http::header::HOST, host_value);
+        for (name, value) in default_headers() {
+            common.insert(name, HeaderValue::from_str(&value).expect("ascii"));
+        }
+        for (name, value) in &profile.headers {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| Error::flag("--header", format!("{name:?} is not a header name")))?;
+            let v = HeaderValue::from_str(value).map_err(|_| {
+                Error::flag("--header", format!("value of {name} is not a valid header value"))
+            })?;
+            common.insert(n, v);
+        }
+
+        let expanded = corpus.expand(&base_path, profile.seed);
+        let mut sources = Vec::with_capacity(expanded.len());
+        let mut requests = Vec::with_capacity(expanded.len());
+        let mut unsendable = Vec::new();
+        let mut unsupported: Vec<(String, u64)> = Vec::new();
+        for item in expanded {
+            match prepare(&item, &common) {
+                Prepared::Ok(request, source) => {
+                    let index = sources.len() as u32;
+                    sources.push(source);
+                    requests.push(PreparedRequest {
+                        source: index,
+                        ..request
+                    });
+                }
+                Prepared::Unsendable(source) => {
+                    unsendable.push(sources.len() as u32);
+                    sources.push(source);
+                }
+                Prepared::Unsupported(name) => {
+                    match unsupported.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, c)) => *c += 1,
+                        None => unsupported.push((name, 1)),
+                    }
+                }
+            }
+        }
+        if requests.is_empty() {
+            return Err(Error::flag(
+                "--corpus",
+                "the corpus yields no sendable request".to_string(),
+            ));
+        }
+
+        let mut rng = ChaCha8Rng::seed_from_u64(profile.seed ^ 0x9e37_79b9_7f4a_7c15);
+        let mut all_order: Vec<u32> = (0..requests.len() as u32).collect();
+        all_order.shuffle(&mut rng);
+        let benign_order: Vec<u32> = all_order
+            .iter()
+            .copied()
+            .filter(|&i| sources[requests[i as usize].source as usize].benign)
+            .collect();
+        let attack_order: Vec<u32> = all_order
+            .iter()
+            .copied()
+            .filter(|&i| !sources[requests[i as usize].source as usize].benign)
+            .collect();
+        let mix = match profile.benign_share {
+            None => Mix::Corpus,
+            Some(share) => {
+                if share > 0.0 && benign_order.is_empty() {
+                    return Err(Error::flag(
+                        "--benign-share",
+                        format!("benign share is {share} but the corpus has no benign set (a set whose name contains \"false\")"),
+                    ));
+                }
+                if share < 1.0 && attack_order.is_empty() {
+                    return Err(Error::flag(
+                        "--benign-share",
+                        format!("benign share is {share} but the corpus has no attack set"),
+                    ));
+                }
+                Mix::Share {
+                    benign_share: share,
+                }
+            }
+        };
+        let share_ppm = match mix {
+            Mix::Corpus => 0,
+            Mix::Share { benign_share } => (benign_share * 1_000_000.0).round() as u64,
+        };
+        Ok(Plan {
+            sources,
+            requests,
+            unsendable,
+            unsupported,
+            mix,
+            all_order,
+            benign_order,
+            attack_order,
+            share_ppm,
+        })
+    }
+
+    /// Slots in one pass over the corpus (the default request count when nothing bounds
+    /// the run).
+    pub fn corpus_pass_len(&self) -> u64 {
+        self.requests.len() as u64
+    }
+
+    /// The request sent in slot `slot`. Pure function of the slot: no per-slot memory.
+    pub fn request_for_slot(&self, slot: u64) -> &PreparedRequest {
+        let index = match self.mix {
+            Mix::Corpus => self.all_order[(slot % self.all_order.len() as u64) as usize],
+            Mix::Share { .. } => {
+                let benign_before = benign_slots_before(slot, self.share_ppm);
+                let is_benign = benign_slots_before(slot + 1, self.share_ppm) > benign_before;
+                if is_benign {
+                    self.benign_order[(benign_before % self.benign_order.len() as u64) as usize]
+                } else {
+                    let attacks_before = slot - benign_before;
+                    self.attack_order[(attacks_before % self.attack_order.len() as u64) as usize]
+                }
+            }
+        };
+        &self.requests[index as usize]
+    }
+
+    pub fn source_for_slot(&self, slot: u64) -> &Source {
+        &self.sources[self.request_for_slot(slot).source as usize]
+    }
+}
+
+/// Number of benign slots among slots `0..slot`: floor(slot · share), exact in integers.
+fn benign_slots_before(slot: u64, share_ppm: u64) -> u64 {
+    ((slot as u128 * share_ppm as u128) / 1_000_000) as u64
+}
+
+enum Prepared {
+    Ok(PreparedRequest, Source),
+    Unsendable(Source),
+    Unsupported(String),
+}
+
+fn prepare(item: &CorpusRequest, common: &HeaderMap) -> Prepared {
+    let spec = match &item.built {
+        Ok(spec) => spec,
+        Err(Unbuilt::Unsupported { placeholder }) => {
+            return Prepared::Unsupported(placeholder.clone())
+        }
+        Err(Unbuilt::Unsendable { reason }) => {
+            return Prepared::Unsendable(source_of(item, None, Some(reason.clone())))
+        }
+    };
+    let source = |reason: Option<String>| source_of(item, Some(spec), reason);
+    let method = match Method::from_bytes(spec.method.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => {
+            return Prepared::Unsendable(source(Some(format!(
+                "method {:?} is not a valid HTTP token",
+                spec.method
+            ))))
+        }
+    };
+    let path = match PathAndQuery::from_maybe_shared(Bytes::from(spec.target.clone())) {
+        Ok(p) => p,
+        Err(e) => {
+            return Prepared::Unsendable(source(Some(format!(
+                "request-target rejected by the HTTP library: {e}"
+            ))))
+        }
+    };
+    let mut headers = common.clone();
+    for (name, value) in &spec.headers {
+        let n = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(n) => n,
+            Err(_) => {
+                return Prepared::Unsendable(source(Some(format!(
+                    "header name {name:?} is not a valid HTTP token"
+                ))))
+            }
+        };
+        let v = match HeaderValue::from_bytes(value) {
+            Ok(v) => v,
+            Err(_) => {
+                let byte = value
+                    .iter()
+                    .find(|&&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+                    .copied()
+                    .unwrap_or(0);
+                return Prepared::Unsendable(source(Some(format!(
+                    "header {name} contains control byte 0x{byte:02x}"
+                ))));
+            }
+        };
+        headers.insert(n, v);
+    }
+    let request = PreparedRequest {
+        method,
+        path,
+        headers,
+        body: Bytes::from(spec.body.clone()),
+        source: 0,
+    };
+    Prepared::Ok(request, source(None))
+}
+
+fn source_of(
+    item: &CorpusRequest,
+    spec: Option<&crate::corpus::RequestSpec>,
+    unsendable: Option<String>,
+) -> Source {
+    let (method, target, headers, body, body_len) = match spec {
+        Some(s) => (
+            s.method.clone(),
+            s.target.clone(),
+            s.headers
+                .iter()
+                .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+                .collect(),
+            String::from_utf8_lossy(&s.body[..s.body.len().min(SOURCE_BODY_LIMIT)]).into_owned(),
+            s.body.len(),
+        ),
+        None => (String::new(), String::new(), Vec::new(), String::new(), 0),
+    };
+    Source {
+        set: item.set.clone(),
+        case: item.case.clone(),
+        type_label: item.type_label.clone(),
+        placeholder: item.placeholder.to_string(),
+        encoder: item.encoder.to_string(),
+        benign: item.benign,
+        api: item.api,
+        payload_index: item.payload_index,
+        payload: item.payload.clone(),
+        method,
+        target,
+        headers,
+        body,
+        body_len,
+        unsendable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn benign_share_is_exact_over_any_prefix() {
+        let ppm = 800_000;
+        for n in [1u64, 5, 10, 99, 1000, 12345] {
+            let benign = benign_slots_before(n, ppm);
+            assert_eq!(benign, n * 8 / 10, "n={n}");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Serde helpers for human durations ("10s", "250ms") and checked numbers, so that a bad
+//! value is rejected by the deserializer and the error carries the YAML position.
+
+use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+use std::time::Duration;
+
+/// Parses "10s", "1m30s", "250ms", or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+        return Err(format!("{text:?} is not a valid duration"));
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("{text:?} is not a duration like 10s, 500ms or 2m ({e})"))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Raw {
+    Num(f64),
+    Text(String),
+}
+
+fn raw_to_duration<E: serde::de::Error>(raw: Raw) -> Result<Duration, E> {
+    match raw {
+        Raw::Num(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),
+        Raw::Num(n) => Err(E::custom(format!("{n} is not a valid duration"))),
+        Raw::Text(t) => parse_duration(&t).map_err(E::custom),
+    }
+}
+
+pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    raw_to_duration(Raw::deserialize(d)?)
+}
+
+pub mod opt {
+    use super::*;
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Some(raw_to_duration(Raw::deserialize(d)?)?))
+    }
+}
+
+fn check_rate<E: serde::de::Error>(v: f64) -> Result<f64, E> {
+    if v.is_finite() && v > 0.0 && v <= 10_000_000.0 {
+        Ok(v)
+    } else {
+        Err(E::custom(format!(
+            "rate must be a positive number of requests per second (at most 1e7), got {v}"
+        )))
+    }
+}
+
+pub fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    check_rate(f64::deserialize(d)?)
+}
+
+pub fn opt_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(Some(check_rate(f64::deserialize(d)?)?))
+}
+
+pub fn opt_share<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = f64::deserialize(d)?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(Some(v))
+    } else {
+        Err(D::Error::custom(format!(
+            "benign_share must be between 0 and 1 (0.8 = 80 % benign), got {v}"
+        )))
+    }
+}

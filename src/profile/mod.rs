@@ -1,0 +1,546 @@
+//! Run profiles: what to send, where, how fast, and how to read the answers.
+//! Owns parsing, defaults, validation (with file:line errors) and CLI overrides.
+//! It must not build requests or touch the network.
+
+mod duration_serde;
+
+use crate::classify::ClassifyRules;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use duration_serde::parse_duration;
+
+/// A profile problem, always printed as one line naming the file and, when known, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("{}: cannot read profile: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// HTTP version to speak. `Auto` negotiates h2 via ALPN over TLS and uses HTTP/1.1 in clear.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpVersion {
+    #[default]
+    Auto,
+    H1,
+    H2,
+}
+
+impl fmt::Display for HttpVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HttpVersion::Auto => "auto",
+            HttpVersion::H1 => "h1",
+            HttpVersion::H2 => "h2",
+        })
+    }
+}
+
+/// Where traffic goes and how the connection is set up.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// Base URL; its path is the prefix for corpus requests.
+    #[serde(default)]
+    pub url: String,
+    /// `Host` header to send instead of the URL's authority (gateways route by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// TLS server name to send instead of the URL's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// Accept any certificate (lab and staging gateways with self-signed certificates).
+    #[serde(default)]
+    pub insecure: bool,
+    /// PEM file with extra CA certificates to trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub http: HttpVersion,
+}
+
+/// One stage of the rate schedule: constant `rate` for `duration`, or a linear ramp from
+/// `rate` to `to` when `to` is given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    #[serde(with = "duration_serde")]
+    pub duration: Duration,
+    #[serde(deserialize_with = "duration_serde::rate")]
+    pub rate: f64,
+    #[serde(
+        default,
+        deserialize_with = "duration_serde::opt_rate",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub to: Option<f64>,
+}
+
+/// A complete run description. Every field has a default except the target URL, which
+/// may also come from `--target`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub target: TargetSpec,
+    /// Extra headers sent with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Header names whose values are redacted in results and reports.
+    #[serde(default)]
+    pub secret_headers: Vec<String>,
+    /// Corpus roots (gotestwaf format), relative to the profile file.
+    #[serde(default)]
+    pub corpus: Vec<PathBuf>,
+    /// Share of benign requests in the traffic (0.8 = 80 % benign). Absent: every corpus
+    /// request is sent as it is, benign sets included, in a seeded shuffled order.
+    #[serde(
+        default,
+        deserialize_with = "duration_serde::opt_share",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub benign_share: Option<f64>,
+    /// Constant rate in requests per second (shorthand for one stage).
+    #[serde(
+        default,
+        deserialize_with = "duration_serde::opt_rate",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rate: Option<f64>,
+    /// Rate stages; when present they replace `rate`/`duration`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
+    /// How long to send at `rate`.
+    #[serde(
+        default,
+        with = "duration_serde::opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration: Option<Duration>,
+    /// Stop after this many requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    /// Cap on open TCP connections. With HTTP/1.1 it is also the cap on requests in flight.
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    #[serde(default = "default_streams")]
+    pub streams_per_connection: usize,
+    #[serde(with = "duration_serde", default = "default_timeout")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub classify: ClassifyRules,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Header carrying `<run>-<n>` so WAF logs can be joined with our records.
+    #[serde(default = "default_request_id_header")]
+    pub request_id_header: String,
+    /// Closed loop: `connections` workers send as fast as answers come back.
+    #[serde(default)]
+    pub max: bool,
+    /// Where run folders are written.
+    #[serde(default = "default_results_dir")]
+    pub results_dir: PathBuf,
+}
+
+fn default_connections() -> usize {
+    64
+}
+fn default_streams() -> usize {
+    32
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_request_id_header() -> String {
+    "x-request-id".to_string()
+}
+fn default_results_dir() -> PathBuf {
+    PathBuf::from("results")
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            name: None,
+            target: TargetSpec::default(),
+            headers: BTreeMap::new(),
+            secret_headers: Vec::new(),
+            corpus: Vec::new(),
+            benign_share: None,
+            rate: None,
+            stages: Vec::new(),
+            duration: None,
+            requests: None,
+            connections: default_connections(),
+            streams_per_connection: default_streams(),
+            timeout: default_timeout(),
+            classify: ClassifyRules::default(),
+            seed: default_seed(),
+            request_id_header: default_request_id_header(),
+            max: false,
+            results_dir: default_results_dir(),
+        }
+    }
+}
+
+/// Values given on the command line; each one replaces the profile's value.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub target: Option<String>,
+    pub host: Option<String>,
+    pub sni: Option<String>,
+    pub insecure: bool,
+    pub ca_file: Option<PathBuf>,
+    pub http: Option<HttpVersion>,
+    pub headers: Vec<(String, String)>,
+    pub corpus: Vec<PathBuf>,
+    pub benign_share: Option<f64>,
+    pub rate: Option<f64>,
+    pub duration: Option<Duration>,
+    pub requests: Option<u64>,
+    pub connections: Option<usize>,
+    pub timeout: Option<Duration>,
+    pub seed: Option<u64>,
+    pub max: bool,
+    pub results_dir: Option<PathBuf>,
+    pub request_id_header: Option<String>,
+    pub reset_is_block: bool,
+}
+
+impl Profile {
+    /// Reads a profile file; relative paths inside it are resolved against its folder.
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut profile = Profile::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        profile.resolve_paths(base);
+        Ok(profile)
+    }
+
+    /// Parses profile text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Profile, ProfileError> {
+        let profile: Profile = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(path, &e))?;
+        profile.validate(path)?;
+        Ok(profile)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for dir in &mut self.corpus {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
+            }
+        }
+        if let Some(ca) = &mut self.target.ca_file {
+            if ca.is_relative() {
+                *ca = base.join(&*ca);
+            }
+        }
+    }
+
+    /// Applies command-line values on top of the profile.
+    pub fn apply(&mut self, o: &Overrides) {
+        if let Some(v) = &o.target {
+            self.target.url = v.clone();
+        }
+        if let Some(v) = &o.host {
+            self.target.host = Some(v.clone());
+        }
+        if let Some(v) = &o.sni {
+            self.target.sni = Some(v.clone());
+        }
+        if o.insecure {
+            self.target.insecure = true;
+        }
+        if let Some(v) = &o.ca_file {
+            self.target.ca_file = Some(v.clone());
+        }
+        if let Some(v) = o.http {
+            self.target.http = v;
+        }
+        for (k, v) in &o.headers {
+            self.headers.insert(k.clone(), v.clone());
+        }
+        if !o.corpus.is_empty() {
+            self.corpus = o.corpus.clone();
+        }
+        if let Some(v) = o.benign_share {
+            self.benign_share = Some(v);
+        }
+        if let Some(v) = o.rate {
+            self.rate = Some(v);
+            self.stages.clear();
+        }
+        if let Some(v) = o.duration {
+            self.duration = Some(v);
+            if !self.stages.is_empty() && o.rate.is_none() {
+                // A duration on the command line replaces the staged schedule's length
+                // only when it is a single constant stage; otherwise keep the stages.
+                if self.stages.len() == 1 && self.stages[0].to.is_none() {
+                    self.rate = Some(self.stages[0].rate);
+                    self.stages.clear();
+                }
+            }
+        }
+        if let Some(v) = o.requests {
+            self.requests = Some(v);
+        }
+        if let Some(v) = o.connections {
+            self.connections = v;
+        }
+        if let Some(v) = o.timeout {
+            self.timeout = v;
+        }
+        if let Some(v) = o.seed {
+            self.seed = v;
+        }
+        if o.max {
+            self.max = true;
+        }
+        if let Some(v) = &o.results_dir {
+            self.results_dir = v.clone();
+        }
+        if let Some(v) = &o.request_id_header {
+            self.request_id_header = v.clone();
+        }
+        if o.reset_is_block {
+            self.classify.reset_is_block = true;
+        }
+    }
+
+    /// Checks what serde cannot: cross-field rules. `origin` names the file or flag source.
+    pub fn validate(&self, origin: &Path) -> Result<(), ProfileError> {
+        let invalid = |message: String| ProfileError::Invalid {
+            path: origin.to_path_buf(),
+            message,
+        };
+        if self.connections == 0 {
+            return Err(invalid("connections must be at least 1".into()));
+        }
+        if self.streams_per_connection == 0 {
+            return Err(invalid("streams_per_connection must be at least 1".into()));
+        }
+        if self.timeout.is_zero() {
+            return Err(invalid("timeout must be greater than 0".into()));
+        }
+        if self.requests == Some(0) {
+            return Err(invalid("requests must be at least 1".into()));
+        }
+        if self.request_id_header.is_empty()
+            || http::HeaderName::from_bytes(self.request_id_header.as_bytes()).is_err()
+        {
+            return Err(invalid(format!(
+                "request_id_header {:?} is not a valid header name",
+                self.request_id_header
+            )));
+        }
+        for name in self.headers.keys() {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(invalid(format!("headers: {name:?} is not a valid header name")));
+            }
+        }
+        self.classify
+            .compile()
+            .map_err(|e| invalid(format!("classify: {e}")))?;
+        Ok(())
+    }
+
+    /// Checks that the profile can be run: a target and a corpus are present.
+    pub fn validate_runnable(&self, origin: &str) -> Result<(), crate::Error> {
+        if self.target.url.is_empty() {
+            return Err(crate::Error::flag(
+                "--target",
+                format!("no target URL: set target.url in {origin} or pass --target URL"),
+            ));
+        }
+        let url: http::Uri = self.target.url.parse().map_err(|e| {
+            crate::Error::flag("--target", format!("{:?} is not a URL: {e}", self.target.url))
+        })?;
+        match url.scheme_str() {
+            Some("http") | Some("https") => {}
+            _ => {
+                return Err(crate::Error::flag(
+                    "--target",
+                    format!("{:?} must start with http:// or https://", self.target.url),
+                ))
+            }
+        }
+        if url.host().is_none() {
+            return Err(crate::Error::flag(
+                "--target",
+                format!("{:?} has no host", self.target.url),
+            ));
+        }
+        if self.corpus.is_empty() {
+            return Err(crate::Error::flag(
+                "--corpus",
+                format!("no corpus: set corpus in {origin} or pass --corpus DIR"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Turns a serde_yaml_ng error into `file:line:col: message`.
+pub fn yaml_error(path: &Path, e: &serde_yaml_ng::Error) -> ProfileError {
+    let full = e.to_string();
+    // serde_yaml_ng appends " at line L column C"; we print the position in front instead.
+    let message = match full.find(" at line ") {
+        Some(i) => full[..i].to_string(),
+        None => full.clone(),
+    };
+    match e.location() {
+        Some(loc) => ProfileError::Syntax {
+            path: path.to_path_buf(),
+            line: loc.line(),
+            column: loc.column(),
+            message,
+        },
+        None => ProfileError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Profile, ProfileError> {
+        Profile::parse(text, Path::new("p.yaml"))
+    }
+
+    #[test]
+    fn full_profile_parses_with_all_fields() {
+        let p = parse(
+            r#"
+name: staging
+target:
+  url: https://127.0.0.1:8443/api/
+  host: shop.example.com
+  sni: shop.example.com
+  insecure: true
+  http: h2
+headers: {X-Env: staging}
+corpus: [payloads]
+benign_share: 0.8
+stages:
+  - {duration: 5s, rate: 100}
+  - {duration: 10s, rate: 100, to: 500}
+requests: 1000
+connections: 16
+timeout: 2s
+classify:
+  block_status: [403, 406]
+  block_body: "Request blocked"
+  pass_status: [200]
+  reset_is_block: true
+seed: 7
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.target.host.as_deref(), Some("shop.example.com"));
+        assert_eq!(p.target.http, HttpVersion::H2);
+        assert_eq!(p.stages.len(), 2);
+        assert_eq!(p.stages[1].to, Some(500.0));
+        assert_eq!(p.stages[1].duration, Duration::from_secs(10));
+        assert_eq!(p.timeout, Duration::from_secs(2));
+        assert_eq!(p.benign_share, Some(0.8));
+        assert_eq!(p.classify.block_status, vec![403, 406]);
+        assert!(p.classify.reset_is_block);
+        assert_eq!(p.seed, 7);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_column() {
+        let err = parse("target:\n  url: http://127.0.0.1/\nratee: 5\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("p.yaml:3:1: unknown field `ratee`"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_nested_key_names_its_line() {
+        let err = parse("target:\n  url: http://x/\n  hots: a\n").unwrap_err();
+        assert!(err.to_string().starts_with("p.yaml:3:3: unknown field `hots`"), "{err}");
+    }
+
+    #[test]
+    fn bad_rate_and_share_are_rejected_with_position() {
+        let err = parse("rate: -5\n").unwrap_err().to_string();
+        assert!(err.starts_with("p.yaml:1:"), "{err}");
+        assert!(err.contains("rate must be a positive number"), "{err}");
+        let err = parse("benign_share: 1.5\n").unwrap_err().to_string();
+        assert!(err.contains("between 0 and 1"), "{err}");
+        let err = parse("duration: tenseconds\n").unwrap_err().to_string();
+        assert!(err.starts_with("p.yaml:1:"), "{err}");
+    }
+
+    #[test]
+    fn malformed_yaml_names_line() {
+        let err = parse("target: [unclosed\nrate: 5\n").unwrap_err().to_string();
+        assert!(err.starts_with("p.yaml:"), "{err}");
+    }
+
+    #[test]
+    fn invalid_regex_is_reported() {
+        let err = parse("classify: {block_body: \"(unclosed\"}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("classify"), "{err}");
+    }
+
+    #[test]
+    fn overrides_replace_profile_values() {
+        let mut p = parse("rate: 10\nduration: 5s\nconnections: 4\n").unwrap();
+        p.apply(&Overrides {
+            rate: Some(50.0),
+            connections: Some(8),
+            target: Some("http://127.0.0.1:1/".into()),
+            ..Default::default()
+        });
+        assert_eq!(p.rate, Some(50.0));
+        assert_eq!(p.connections, 8);
+        assert_eq!(p.target.url, "http://127.0.0.1:1/");
+        assert_eq!(p.duration, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn every_shipped_profile_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                Profile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 1, "no profiles in {}", dir.display());
+    }
+}

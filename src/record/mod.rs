@@ -1,0 +1,289 @@
+//! Recording: per-class HDR histograms, per-second series and a streaming writer of
+//! per-request records. One recorder thread owns all of it; nothing per request stays in
+//! memory. It never decides what a response means (that is the classifier's job).
+
+mod records;
+
+pub use records::{read_records, RecordLine, RecordWriter, RECORDS_FILE};
+
+use crate::classify::Class;
+use crate::schedule::{Completion, Progress};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Highest latency the histograms can hold (1 hour, in µs); larger values saturate.
+pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+/// A request that waited longer than this behind the schedule counts as late.
+pub const LATE_THRESHOLD_US: u64 = 1_000;
+
+/// A latency histogram in microseconds with 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
+
+fn new_second_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).expect("valid histogram bounds")
+}
+
+/// One second of the run, keyed by the intended send time.
+#[derive(Clone, Debug)]
+pub struct Second {
+    pub sent: u64,
+    pub by_class: [u64; 5],
+    pub ext_proc_errors: u64,
+    pub latency: Histogram<u64>,
+    /// Responses that completed during this second (by completion time): throughput.
+    pub completed: u64,
+}
+
+impl Second {
+    fn new() -> Self {
+        Second {
+            sent: 0,
+            by_class: [0; 5],
+            ext_proc_errors: 0,
+            latency: new_second_histogram(),
+            completed: 0,
+        }
+    }
+}
+
+/// Everything the recorder accumulated; turned into results at the end.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub all: Histogram<u64>,
+    pub by_class: [Histogram<u64>; 5],
+    /// Intended → actual send: how far the sender fell behind the schedule.
+    pub lateness: Histogram<u64>,
+    pub late: u64,
+    /// From `x-envoy-upstream-service-time`, and total minus it (gateway + filter time).
+    pub upstream: Histogram<u64>,
+    pub gateway: Histogram<u64>,
+    /// Class counts per source (corpus request).
+    pub per_source: Vec<[u64; 5]>,
+    pub statuses: BTreeMap<u16, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub ext_proc_errors: u64,
+    pub block_pages: u64,
+    pub body_bytes: u64,
+    pub series: Vec<Second>,
+    pub first_intended: Option<Duration>,
+    pub last_done: Option<Duration>,
+    pub records_written: u64,
+}
+
+impl Recorded {
+    pub fn new(sources: usize) -> Self {
+        Recorded {
+            all: new_histogram(),
+            by_class: std::array::from_fn(|_| new_histogram()),
+            lateness: new_histogram(),
+            late: 0,
+            upstream: new_histogram(),
+            gateway: new_histogram(),
+            per_source: vec![[0; 5]; sources],
+            statuses: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            ext_proc_errors: 0,
+            block_pages: 0,
+            body_bytes: 0,
+            series: Vec::new(),
+            first_intended: None,
+            last_done: None,
+            records_written: 0,
+        }
+    }
+
+    /// Total requests per class (sent ones plus unsendable).
+    pub fn class_counts(&self) -> [u64; 5] {
+        let mut totals = [0u64; 5];
+        for counts in &self.per_source {
+            for (t, c) in totals.iter_mut().zip(counts) {
+                *t += c;
+            }
+        }
+        totals
+    }
+
+    fn second(&mut self, index: usize) -> &mut Second {
+        if self.series.len() <= index {
+            self.series.resize_with(index + 1, Second::new);
+        }
+        &mut self.series[index]
+    }
+}
+
+/// Snapshot of a histogram's percentiles in µs, as written to results.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub min: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            min: h.min(),
+            mean: (h.mean() * 10.0).round() / 10.0,
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// Consumes completions until every worker is done; writes records as it goes.
+pub struct Recorder {
+    start: Instant,
+    recorded: Recorded,
+    writer: Option<RecordWriter>,
+    progress: Arc<Progress>,
+    last_publish: Instant,
+}
+
+impl Recorder {
+    pub fn new(
+        start: Instant,
+        sources: usize,
+        writer: Option<RecordWriter>,
+        progress: Arc<Progress>,
+    ) -> Self {
+        Recorder {
+            start,
+            recorded: Recorded::new(sources),
+            writer,
+            progress,
+            last_publish: Instant::now(),
+        }
+    }
+
+    /// Records a source that could never be sent (one record, class unsendable).
+    pub fn record_unsendable(&mut self, source: u32, reason: &str) -> std::io::Result<()> {
+        self.recorded.per_source[source as usize][Class::Unsendable.index()] += 1;
+        if let Some(w) = &mut self.writer {
+            w.write(&RecordLine::unsendable(source, reason))?;
+            self.recorded.records_written += 1;
+        }
+        Ok(())
+    }
+
+    pub fn record(&mut self, c: &Completion) -> std::io::Result<()> {
+        let r = &mut self.recorded;
+        let latency_us = micros(c.done.saturating_duration_since(c.intended)).max(1);
+        let wait_us = micros(c.sent.saturating_duration_since(c.intended));
+        let intended_off = c.intended.saturating_duration_since(self.start);
+        let done_off = c.done.saturating_duration_since(self.start);
+        r.all.saturating_record(latency_us);
+        r.by_class[c.class.index()].saturating_record(latency_us);
+        r.lateness.saturating_record(wait_us.max(1));
+        if wait_us > LATE_THRESHOLD_US {
+            r.late += 1;
+        }
+        if let Some(up) = c.upstream_us {
+            r.upstream.saturating_record(up.max(1));
+            let service = micros(c.done.saturating_duration_since(c.sent));
+            r.gateway.saturating_record(service.saturating_sub(up).max(1));
+        }
+        r.per_source[c.source as usize][c.class.index()] += 1;
+        if let Some(s) = c.status {
+            *r.statuses.entry(s).or_insert(0) += 1;
+        }
+        if let Some(e) = c.error {
+            *r.errors.entry(e.as_str().to_string()).or_insert(0) += 1;
+        }
+        if c.flags.ext_proc_error {
+            r.ext_proc_errors += 1;
+        }
+        if c.flags.block_page {
+            r.block_pages += 1;
+        }
+        r.body_bytes += c.body_len;
+        r.first_intended = Some(r.first_intended.map_or(intended_off, |f| f.min(intended_off)));
+        r.last_done = Some(r.last_done.map_or(done_off, |l| l.max(done_off)));
+        let sec = r.second(intended_off.as_secs() as usize);
+        sec.sent += 1;
+        sec.by_class[c.class.index()] += 1;
+        if c.flags.ext_proc_error {
+            sec.ext_proc_errors += 1;
+        }
+        sec.latency.saturating_record(latency_us);
+        r.second(done_off.as_secs() as usize).completed += 1;
+
+        if let Some(w) = &mut self.writer {
+            w.write(&RecordLine {
+                n: Some(c.slot),
+                src: c.source,
+                t: micros(intended_off),
+                wait: wait_us,
+                lat: latency_us,
+                st: c.status,
+                cls: c.class.as_str(),
+                err: c.error.map(|e| e.as_str()),
+                up: c.upstream_us,
+                xp: c.flags.ext_proc_error.then_some(true),
+                reason: None,
+            })?;
+            r.records_written += 1;
+        }
+
+        let p = &self.progress;
+        p.completed.fetch_add(1, Ordering::Relaxed);
+        match c.class {
+            Class::Blocked => p.blocked.fetch_add(1, Ordering::Relaxed),
+            Class::Passed => p.passed.fetch_add(1, Ordering::Relaxed),
+            Class::Failed => p.failed.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        if c.flags.ext_proc_error {
+            p.ext_proc_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.last_publish.elapsed() > Duration::from_millis(200) {
+            self.last_publish = Instant::now();
+            p.p99_us
+                .store(self.recorded.all.value_at_quantile(0.99), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Drains the channel until all senders are gone, then flushes the records file.
+    pub fn run(mut self, completions: flume::Receiver<Completion>) -> std::io::Result<Recorded> {
+        let mut first_error = None;
+        for c in completions.iter() {
+            if let Err(e) = self.record(&c) {
+                // Keep counting even if the disk fails; report the first error at the end.
+                first_error.get_or_insert(e);
+                self.writer = None;
+            }
+        }
+        if let Some(w) = self.writer.take() {
+            w.finish()?;
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        self.progress
+            .p99_us
+            .store(self.recorded.all.value_at_quantile(0.99), Ordering::Relaxed);
+        Ok(self.recorded)
+    }
+}
+
+pub fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u64::MAX as u128) as u64
+}

@@ -1,0 +1,110 @@
+//! Per-request records: one JSON line each, zstd-compressed, streamed to disk as the run
+//! goes. Written to a `.partial` file and renamed when complete, so a reader never sees
+//! a half-written file under the final name.
+
+use serde::Serialize;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+pub const RECORDS_FILE: &str = "requests.jsonl.zst";
+
+/// One request's record. Short keys keep the file small; `src` indexes `sources.json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecordLine {
+    /// Slot number (also the request id suffix); absent for unsendable sources.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<u64>,
+    pub src: u32,
+    /// Intended send time, µs since the run start.
+        pub t: u64,
+    /// Intended → actual send, µs.
+        pub wait: u64,
+    /// Intended send → response complete, µs.
+        pub lat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub st: Option<u16>,
+    pub cls: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub err: Option<&'static str>,
+    /// Upstream service time from the gateway, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub up: Option<u64>,
+    /// Envoy ext_proc error body seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xp: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl RecordLine {
+    pub fn unsendable(source: u32, reason: &str) -> Self {
+        RecordLine {
+            n: None,
+            src: source,
+            t: 0,
+            wait: 0,
+            lat: 0,
+            st: None,
+            cls: "unsendable",
+            err: None,
+            up: None,
+            xp: None,
+            reason: Some(reason.to_string()),
+        }
+    }
+}
+
+pub struct RecordWriter {
+    encoder: zstd::Encoder<'static, BufWriter<File>>,
+    partial: PathBuf,
+    final_path: PathBuf,
+    line: Vec<u8>,
+}
+
+impl RecordWriter {
+    pub fn create(dir: &Path) -> std::io::Result<Self> {
+        let final_path = dir.join(RECORDS_FILE);
+        let partial = dir.join(format!("{RECORDS_FILE}.partial"));
+        let file = File::create(&partial)?;
+        let encoder = zstd::Encoder::new(BufWriter::with_capacity(1 << 16, file), 3)?;
+        Ok(RecordWriter {
+            encoder,
+            partial,
+            final_path,
+            line: Vec::with_capacity(256),
+        })
+    }
+
+    pub fn write(&mut self, record: &RecordLine) -> std::io::Result<()> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, record)?;
+        self.line.push(b'\n');
+        self.encoder.write_all(&self.line)
+    }
+
+    /// Ends the zstd frame, syncs and moves the file to its final name.
+    pub fn finish(self) -> std::io::Result<()> {
+        let mut inner = self.encoder.finish()?;
+        inner.flush()?;
+        let file = inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&self.partial, &self.final_path)
+    }
+}
+
+/// Reads every record of a results folder (for merge, compare and tests).
+pub fn read_records(dir: &Path) -> std::io::Result<Vec<serde_json::Value>> {
+    let file = File::open(dir.join(RECORDS_FILE))?;
+    let decoder = zstd::Decoder::new(file)?;
+    let reader = std::io::BufReader::new(decoder);
+    let mut out = Vec::new();
+    for line in std::io::BufRead::lines(reader) {
+        let line = line?;
+        if line.is_empty() {
+            continue;
+        }
+        out.push(serde_json::from_str(&line).map_err(std::io::Error::other)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,230 @@
+//! One run end to end: profile → corpus → plan → preflight → scheduler/workers →
+//! recorder → results folder. The only place that wires the stages together.
+
+use crate::corpus::load_corpus;
+use crate::error::Error;
+use crate::plan::{Mix, Plan};
+use crate::profile::Profile;
+use crate::record::{Recorder, RecordWriter};
+use crate::results::{write_run, RunInfo, Summary};
+use crate::schedule::{run_workers, DriverConfig, Progress, RateSchedule};
+use crate::transport::http::{Endpoint, HttpTransport, Negotiated};
+use crate::transport::Transport;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+/// Stop a run after this many requests in a row could not even connect.
+pub const DEAD_TARGET_AFTER: u64 = 200;
+
+/// What the caller wants besides the profile.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Where the profile came from, for error messages ("profiles/x.yaml" or "flags").
+    pub origin: String,
+    /// Write into exactly this folder instead of `results_dir/<run-id>`.
+    pub out: Option<PathBuf>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Shard label recorded in results ("I/N").
+    pub shard: Option<String>,
+}
+
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub summary: Summary,
+}
+
+/// Slots and timing for the driver, derived from the profile and the plan.
+fn driver_shape(profile: &Profile, plan: &Plan) -> Result<(Option<u64>, Option<RateSchedule>, Option<Duration>), Error> {
+    if profile.max {
+        let slots = match (profile.requests, profile.duration) {
+            (Some(n), _) => Some(n),
+            (None, Some(_)) => None,
+            (None, None) => Some(plan.corpus_pass_len()),
+        };
+        return Ok((slots, None, profile.duration));
+    }
+    let schedule = RateSchedule::from_profile(profile);
+    let slots = match (profile.requests, schedule.arrivals()) {
+        (Some(n), Some(a)) => Some(n.min(a)),
+        (Some(n), None) => Some(n),
+        (None, Some(a)) => Some(a),
+        (None, None) => match plan.mix {
+            Mix::Corpus => Some(plan.corpus_pass_len()),
+            Mix::Share { .. } => {
+                return Err(Error::flag(
+                    "--duration",
+                    "with a benign share the run needs a bound: set duration, requests or stages",
+                ))
+            }
+        },
+    };
+    Ok((slots, Some(schedule), None))
+}
+
+/// A run id that sorts by time and names the profile: `20261129-034501-demo`.
+pub fn new_run_id(name: Option<&str>) -> String {
+    let now = chrono::Local::now();
+    let name: String = name
+        .unwrap_or("run")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    format!("{}-{}", now.format("%Y%m%d-%H%M%S"), name)
+}
+
+/// Runs a profile against an HTTP target and writes its results folder.
+pub async fn run(
+    profile: &Profile,
+    options: &RunOptions,
+    cancel: CancellationToken,
+) -> Result<RunOutcome, Error> {
+    profile.validate_runnable(&options.origin)?;
+    let corpus = load_corpus(&profile.corpus)?;
+    let plan = Arc::new(Plan::build(profile, &corpus)?);
+    let classifier = Arc::new(
+        profile
+            .classify
+            .compile()
+            .map_err(|e| Error::flag("--profile", format!("classify: {e}")))?,
+    );
+    let (slots, schedule, duration_limit) = driver_shape(profile, &plan)?;
+    let endpoint = Endpoint::prepare(profile).await?;
+    let protocol = match endpoint.version {
+        Negotiated::H1 => "h1",
+        Negotiated::H2 => "h2",
+    };
+    let transport = Arc::new(HttpTransport::new(endpoint));
+
+    let run_id = new_run_id(profile.name.as_deref());
+    let dir = match &options.out {
+        Some(d) => d.clone(),
+        None => unique_dir(profile.results_dir.join(&run_id)),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let started_wall = SystemTime::now();
+    let started_at = chrono::Local::now().to_rfc3339();
+    let request_id_prefix = request_id_prefix(started_wall, profile.seed);
+
+    let progress = Arc::new(Progress::default());
+    let writer = RecordWriter::create(&dir).map_err(|e| Error::io(&dir, e))?;
+    let start = Instant::now() + Duration::from_millis(20);
+    let mut recorder = Recorder::new(start, plan.sources.len(), Some(writer), progress.clone());
+    for &source in &plan.unsendable {
+        let reason = plan.sources[source as usize]
+            .unsendable
+            .clone()
+            .unwrap_or_default();
+        recorder
+            .record_unsendable(source, &reason)
+            .map_err(|e| Error::io(&dir, e))?;
+    }
+    let (tx, rx) = flume::bounded(1 << 16);
+    let recorder_thread = std::thread::Builder::new()
+        .name("wafload-recorder".into())
+        .spawn(move || recorder.run(rx))
+        .map_err(|e| Error::Other(format!("cannot start recorder thread: {e}")))?;
+
+    let bar = options
+        .progress
+        .then(|| crate::cli::progress::ProgressDisplay::start(progress.clone(), slots, start));
+
+    let config = DriverConfig {
+        slots,
+        schedule: schedule.clone(),
+        duration_limit,
+        workers: transport.max_in_flight(),
+        run_tag: request_id_prefix.clone(),
+        dead_target_after: DEAD_TARGET_AFTER,
+    };
+    let stats = run_workers(
+        transport.clone(),
+        plan.clone(),
+        classifier.clone(),
+        config,
+        start,
+        cancel.clone(),
+        tx,
+        progress.clone(),
+    )
+    .await;
+    progress.done.store(true, Ordering::Relaxed);
+    if let Some(bar) = bar {
+        bar.finish().await;
+    }
+    let recorded = tokio::task::spawn_blocking(move || recorder_thread.join())
+        .await
+        .map_err(|e| Error::Other(format!("recorder task: {e}")))?
+        .map_err(|_| Error::Other("recorder thread panicked".into()))?
+        .map_err(|e| Error::io(&dir, e))?;
+
+    let interrupted = if stats.stopped_dead_target {
+        Some(format!(
+            "target unreachable: {DEAD_TARGET_AFTER} connections in a row were refused"
+        ))
+    } else if cancel.is_cancelled() {
+        Some("interrupted".to_string())
+    } else {
+        None
+    };
+    let info = RunInfo {
+        run_id: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or(run_id),
+        request_id_prefix,
+        request_id_header: profile.request_id_header.clone(),
+        started_at,
+        finished_at: chrono::Local::now().to_rfc3339(),
+        interrupted,
+        target: profile.target.url.clone(),
+        protocol: protocol.to_string(),
+        mode: if profile.max { "closed" } else { "open" }.to_string(),
+        requested_rate: schedule.as_ref().map(|s| s.mean_rate()),
+        mix: match plan.mix {
+            Mix::Corpus => "corpus".to_string(),
+            Mix::Share { benign_share } => format!("benign share {benign_share}"),
+        },
+        corpus: profile
+            .corpus
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        seed: profile.seed,
+        shard: options.shard.clone(),
+    };
+    let profile_json = serde_json::to_value(profile).unwrap_or(serde_json::Value::Null);
+    let summary = Summary::build(
+        info,
+        profile_json,
+        &plan,
+        &recorded,
+        stats.sent,
+        stats.not_sent,
+    );
+    write_run(&dir, &summary, &plan.sources, &recorded, started_wall)?;
+    Ok(RunOutcome { dir, summary })
+}
+
+/// Short, unique-enough prefix for request ids, so WAF logs of different runs never mix.
+fn request_id_prefix(started: SystemTime, seed: u64) -> String {
+    let ms = started
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mixed = ms ^ seed.rotate_left(17) ^ (std::process::id() as u64) << 40;
+    format!("wl{:010x}", mixed & 0xff_ffff_ffff)
+}
+
+fn unique_dir(base: PathBuf) -> PathBuf {
+    if !base.exists() {
+        return base;
+    }
+    (2..)
+        .map(|i| PathBuf::from(format!("{}-{i}", base.display())))
+        .find(|p| !p.exists())
+        .expect("some free name")
+}

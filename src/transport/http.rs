@@ -1,0 +1,501 @@
+//! HTTP/1.1 and HTTP/2 over TCP or TLS, on hyper's low-level connection API so that we
+//! control connections ourselves: one connection per worker for HTTP/1.1 (keep-alive),
+//! a few shared multiplexed connections for HTTP/2.
+
+use super::{ErrorKind, Outcome, Session, Transport, TransportError, BODY_PREFIX_LIMIT};
+use crate::error::Error;
+use crate::plan::PreparedRequest;
+use crate::profile::{HttpVersion, Profile};
+use bytes::{Bytes, BytesMut};
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// The protocol actually spoken (after ALPN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Negotiated {
+    H1,
+    H2,
+}
+
+/// Everything needed to open a connection to the target, resolved once before the run.
+pub struct Endpoint {
+    pub url: String,
+    pub scheme: Scheme,
+    /// Authority used for HTTP/2 `:authority` (the `Host` override when given).
+    pub authority: Authority,
+    pub addrs: Vec<SocketAddr>,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    pub version: Negotiated,
+    pub timeout: Duration,
+    pub connections: usize,
+    pub streams_per_connection: usize,
+    pub request_id_header: http::HeaderName,
+}
+
+impl Endpoint {
+    /// Resolves the target, opens one connection (TCP, TLS, ALPN) and fixes the protocol.
+    /// A failure here is an input error: the run does not start.
+    pub async fn prepare(profile: &Profile) -> Result<Endpoint, Error> {
+        let url = &profile.target.url;
+        let target_err = |message: String| Error::Target {
+            url: url.clone(),
+            message,
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| Error::flag("--target", format!("{url:?} is not a URL: {e}")))?;
+        let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+        let https = scheme == Scheme::HTTPS;
+        let host = uri
+            .host()
+            .ok_or_else(|| Error::flag("--target", format!("{url:?} has no host")))?
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let host_for_lookup = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host_for_lookup.as_str(), port))
+            .await
+            .map_err(|e| target_err(format!("cannot resolve {host}: {e}")))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(target_err(format!("{host} resolves to no address")));
+        }
+        let authority_text = match &profile.target.host {
+            Some(h) => h.clone(),
+            None => uri.authority().map(|a| a.to_string()).unwrap_or(host.clone()),
+        };
+        let authority: Authority = authority_text.parse().map_err(|e| {
+            Error::flag("--host", format!("{authority_text:?} is not a valid host: {e}"))
+        })?;
+
+        let tls = if https {
+            let alpn: Vec<&[u8]> = match profile.target.http {
+                HttpVersion::Auto => vec![b"h2", b"http/1.1"],
+                HttpVersion::H1 => vec![b"http/1.1"],
+                HttpVersion::H2 => vec![b"h2"],
+            };
+            let config = super::tls::client_config(
+                profile.target.insecure,
+                profile.target.ca_file.as_deref(),
+                &alpn,
+            )?;
+            let name = super::tls::server_name(profile.target.sni.as_deref().unwrap_or(&host))?;
+            Some((TlsConnector::from(Arc::new(config)), name))
+        } else {
+            None
+        };
+
+        let mut endpoint = Endpoint {
+            url: url.clone(),
+            scheme,
+            authority,
+            addrs,
+            tls,
+            version: match profile.target.http {
+                HttpVersion::H2 => Negotiated::H2,
+                _ => Negotiated::H1,
+            },
+            timeout: profile.timeout,
+            connections: profile.connections,
+            streams_per_connection: profile.streams_per_connection,
+            request_id_header: http::HeaderName::from_bytes(
+                profile.request_id_header.as_bytes(),
+            )
+            .map_err(|e| Error::flag("--request-id-header", e.to_string()))?,
+        };
+        // Preflight connection: proves reachability and learns the ALPN result.
+        let probe = tokio::time::timeout(profile.timeout, endpoint.open())
+            .await
+            .map_err(|_| target_err(format!("no connection within {:?}", profile.timeout)))?
+            .map_err(|e| target_err(e.message))?;
+        if let Some(alpn) = probe.alpn {
+            if profile.target.http == HttpVersion::Auto {
+                endpoint.version = if alpn == b"h2" {
+                    Negotiated::H2
+                } else {
+                    Negotiated::H1
+                };
+            }
+        }
+        Ok(endpoint)
+    }
+
+    /// Opens a TCP (and TLS) connection with TCP_NODELAY set.
+    async fn open(&self) -> Result<Opened, TransportError> {
+        let mut last = None;
+        let mut tcp = None;
+        for addr in &self.addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let tcp = match tcp {
+            Some(t) => t,
+            None => {
+                let e = last.expect("at least one address");
+                return Err(TransportError::new(
+                    ErrorKind::Connect,
+                    format!("connect {}: {e}", self.addrs[0]),
+                ));
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => Ok(Opened {
+                io: Io::Plain(tcp),
+                alpn: None,
+            }),
+            Some((connector, name)) => {
+                let stream = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| TransportError::new(ErrorKind::Tls, format!("TLS: {e}")))?;
+                let alpn = stream.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+                Ok(Opened {
+                    io: Io::Tls(Box::new(stream)),
+                    alpn,
+                })
+            }
+        }
+    }
+
+    async fn handshake_h1(&self) -> Result<http1::SendRequest<Full<Bytes>>, TransportError> {
+        let opened = self.open().await?;
+        macro_rules! hs {
+            ($io:expr) => {{
+                let (sender, conn) = http1::Builder::new()
+                    .handshake(TokioIo::new($io))
+                    .await
+                    .map_err(|e| map_hyper_error(&e))?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Ok(sender)
+            }};
+        }
+        match opened.io {
+            Io::Plain(s) => hs!(s),
+            Io::Tls(s) => hs!(*s),
+        }
+    }
+
+    async fn handshake_h2(&self) -> Result<http2::SendRequest<Full<Bytes>>, TransportError> {
+        let opened = self.open().await?;
+        macro_rules! hs {
+            ($io:expr) => {{
+                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                    .initial_stream_window_size(1 << 20)
+                    .initial_connection_window_size(8 << 20)
+                    .handshake(TokioIo::new($io))
+                    .await
+                    .map_err(|e| map_hyper_error(&e))?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Ok(sender)
+            }};
+        }
+        match opened.io {
+            Io::Plain(s) => hs!(s),
+            Io::Tls(s) => hs!(*s),
+        }
+    }
+
+    fn request(&self, planned: &PreparedRequest, id: HeaderValue) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(planned.body.clone()));
+        *request.method_mut() = planned.method.clone();
+        *request.headers_mut() = planned.headers.clone();
+        request
+            .headers_mut()
+            .insert(self.request_id_header.clone(), id);
+        match self.version {
+            Negotiated::H1 => *request.uri_mut() = Uri::from(planned.path.clone()),
+            Negotiated::H2 => {
+                request.headers_mut().remove(http::header::HOST);
+                let mut parts = http::uri::Parts::default();
+                parts.scheme = Some(self.scheme.clone());
+                parts.authority = Some(self.authority.clone());
+                parts.path_and_query = Some(planned.path.clone());
+                *request.uri_mut() = Uri::from_parts(parts).expect("valid parts");
+                *request.version_mut() = http::Version::HTTP_2;
+            }
+        }
+        request
+    }
+}
+
+struct Opened {
+    io: Io,
+    alpn: Option<Vec<u8>>,
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// The HTTP transport: HTTP/1.1 (one connection per worker) or HTTP/2 (shared pool).
+pub struct HttpTransport {
+    endpoint: Arc<Endpoint>,
+    h2_pool: Arc<Vec<tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>>>,
+}
+
+impl HttpTransport {
+    pub fn new(endpoint: Endpoint) -> Self {
+        let pool = (0..endpoint.connections)
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect();
+        HttpTransport {
+            endpoint: Arc::new(endpoint),
+            h2_pool: Arc::new(pool),
+        }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+impl Transport for HttpTransport {
+    type Session = HttpSession;
+
+    fn session(&self, worker: usize) -> HttpSession {
+        HttpSession {
+            endpoint: self.endpoint.clone(),
+            h1: None,
+            h2_pool: self.h2_pool.clone(),
+            h2_slot: worker % self.endpoint.connections,
+        }
+    }
+
+    fn max_in_flight(&self) -> usize {
+        match self.endpoint.version {
+            Negotiated::H1 => self.endpoint.connections,
+            Negotiated::H2 => self.endpoint.connections * self.endpoint.streams_per_connection,
+        }
+    }
+}
+
+pub struct HttpSession {
+    endpoint: Arc<Endpoint>,
+    h1: Option<http1::SendRequest<Full<Bytes>>>,
+    h2_pool: Arc<Vec<tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>>>,
+    h2_slot: usize,
+}
+
+impl Session for HttpSession {
+    fn send<'a>(
+        &'a mut self,
+        request: &'a PreparedRequest,
+        request_id: HeaderValue,
+    ) -> impl std::future::Future<Output = Outcome> + Send + 'a {
+        async move {
+            let timeout = self.endpoint.timeout;
+            let result = match self.endpoint.version {
+                Negotiated::H1 => {
+                    let r = tokio::time::timeout(timeout, self.exchange_h1(request, request_id))
+                        .await;
+                    if r.is_err() {
+                        // The connection is mid-request; it cannot be reused.
+                        self.h1 = None;
+                    }
+                    r
+                }
+                Negotiated::H2 => {
+                    tokio::time::timeout(timeout, self.exchange_h2(request, request_id)).await
+                }
+            };
+            match result {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::failed(
+                    ErrorKind::Timeout,
+                    format!("no complete response within {timeout:?}"),
+                ),
+            }
+        }
+    }
+}
+
+impl HttpSession {
+    async fn exchange_h1(&mut self, planned: &PreparedRequest, id: HeaderValue) -> Outcome {
+        // One retry, only when a kept-alive connection turned out to be closed before our
+        // request was written (the server may close idle connections at any time).
+        for attempt in 0..2 {
+            let reused = matches!(&self.h1, Some(s) if !s.is_closed());
+            let mut sender = match self.h1.take() {
+                Some(s) if !s.is_closed() => s,
+                _ => match self.endpoint.handshake_h1().await {
+                    Ok(s) => s,
+                    Err(e) => return outcome_error(e),
+                },
+            };
+            if let Err(e) = sender.ready().await {
+                if reused && attempt == 0 {
+                    continue;
+                }
+                return outcome_error(map_hyper_error(&e));
+            }
+            let started = Instant::now();
+            let request = self.endpoint.request(planned, id.clone());
+            match sender.send_request(request).await {
+                Ok(response) => {
+                    let outcome = read_response(response, started).await;
+                    if outcome.error.is_none() {
+                        self.h1 = Some(sender);
+                    }
+                    return outcome;
+                }
+                Err(e) if reused && attempt == 0 && e.is_canceled() => continue,
+                Err(e) => return outcome_error(map_hyper_error(&e)),
+            }
+        }
+        Outcome::failed(ErrorKind::Reset, "connection closed before the request was sent")
+    }
+
+    async fn exchange_h2(&mut self, planned: &PreparedRequest, id: HeaderValue) -> Outcome {
+        let mut sender = {
+            let mut slot = self.h2_pool[self.h2_slot].lock().await;
+            match slot.as_ref() {
+                Some(s) if !s.is_closed() => s.clone(),
+                _ => match self.endpoint.handshake_h2().await {
+                    Ok(s) => {
+                        *slot = Some(s.clone());
+                        s
+                    }
+                    Err(e) => return outcome_error(e),
+                },
+            }
+        };
+        if let Err(e) = sender.ready().await {
+            return outcome_error(map_hyper_error(&e));
+        }
+        let started = Instant::now();
+        let request = self.endpoint.request(planned, id);
+        match sender.send_request(request).await {
+            Ok(response) => read_response(response, started).await,
+            Err(e) => outcome_error(map_hyper_error(&e)),
+        }
+    }
+}
+
+fn outcome_error(e: TransportError) -> Outcome {
+    Outcome {
+        error: Some(e),
+        ..Outcome::default()
+    }
+}
+
+/// Reads the whole body, keeping only a prefix; memory stays bounded for any body size.
+async fn read_response(response: http::Response<hyper::body::Incoming>, started: Instant) -> Outcome {
+    let time_to_headers = started.elapsed();
+    let status = response.status().as_u16();
+    let upstream = response
+        .headers()
+        .get("x-envoy-upstream-service-time")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|ms| ms * 1000);
+    let mut body = response.into_body();
+    let mut prefix = BytesMut::new();
+    let mut len: u64 = 0;
+    let mut error = None;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    len += data.len() as u64;
+                    if prefix.len() < BODY_PREFIX_LIMIT {
+                        let take = (BODY_PREFIX_LIMIT - prefix.len()).min(data.len());
+                        prefix.extend_from_slice(&data[..take]);
+                    }
+                }
+            }
+            Err(e) => {
+                error = Some(map_hyper_error(&e));
+                break;
+            }
+        }
+    }
+    Outcome {
+        status: Some(status),
+        error,
+        body_prefix: prefix.freeze(),
+        body_len: len,
+        upstream_service_time_us: upstream,
+        time_to_headers: Some(time_to_headers),
+    }
+}
+
+/// Maps hyper/h2/io errors to the coarse kinds a user acts on.
+pub fn map_hyper_error(e: &hyper::Error) -> TransportError {
+    let message = error_chain(e);
+    let kind = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        ErrorKind::Protocol
+    } else if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        ErrorKind::Reset
+    } else {
+        kind_from_sources(e)
+    };
+    TransportError::new(kind, message)
+}
+
+fn kind_from_sources(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            return match io.kind() {
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                    ErrorKind::Reset
+                }
+                K::ConnectionRefused => ErrorKind::Connect,
+                K::TimedOut => ErrorKind::Timeout,
+                _ => ErrorKind::Other,
+            };
+        }
+        if let Some(h2e) = err.downcast_ref::<h2::Error>() {
+            if h2e.is_io() {
+                return ErrorKind::Reset;
+            }
+            if h2e.is_go_away() || h2e.is_reset() {
+                return match h2e.reason() {
+                    Some(h2::Reason::PROTOCOL_ERROR) | Some(h2::Reason::COMPRESSION_ERROR) => {
+                        ErrorKind::Protocol
+                    }
+                    _ => ErrorKind::Reset,
+                };
+            }
+            return ErrorKind::Protocol;
+        }
+        source = err.source();
+    }
+    ErrorKind::Other
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,106 @@
+//! Transport: send one planned request, return what happened (status, a body prefix,
+//! timings or the transport error). It never classifies and never records.
+//! `http` speaks HTTP/1.1 and HTTP/2 over TCP or rustls.
+
+pub mod http;
+pub mod tls;
+
+use crate::plan::PreparedRequest;
+use bytes::Bytes;
+use std::future::Future;
+use std::time::Duration;
+
+/// How much of each response body is kept for classification (block pages, ext_proc
+/// errors). The rest is read and counted, never stored.
+pub const BODY_PREFIX_LIMIT: usize = 4096;
+
+/// Why a request got no usable response. Kept coarse on purpose: these are the
+/// categories a WAF engineer acts on differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// TCP connect refused or unreachable.
+    Connect,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// Connection reset or closed before a complete response.
+    Reset,
+    /// No complete response within the request timeout.
+    Timeout,
+    /// The peer broke the HTTP protocol (malformed response, h2 protocol error).
+    Protocol,
+    /// The run was interrupted while this request was in flight.
+    Aborted,
+    Other,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Aborted => "aborted",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl TransportError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// What came back for one request.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub status: Option<u16>,
+    pub error: Option<TransportError>,
+    /// The first `BODY_PREFIX_LIMIT` bytes of the body.
+    pub body_prefix: Bytes,
+    /// Total body bytes read (may exceed the prefix).
+    pub body_len: u64,
+    /// `x-envoy-upstream-service-time` in microseconds, when the gateway sent it.
+    pub upstream_service_time_us: Option<u64>,
+    /// Time from the actual send to the response headers.
+    pub time_to_headers: Option<Duration>,
+}
+
+impl Outcome {
+    pub fn failed(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Outcome {
+            error: Some(TransportError::new(kind, message)),
+            ..Outcome::default()
+        }
+    }
+}
+
+/// A way of sending requests. One `Session` per worker; sessions own or share
+/// connections as the protocol needs.
+pub trait Transport: Send + Sync + 'static {
+    type Session: Session + 'static;
+    fn session(&self, worker: usize) -> Self::Session;
+    /// Requests in flight at most (HTTP/1.1: connections; HTTP/2: connections × streams).
+    fn max_in_flight(&self) -> usize;
+}
+
+pub trait Session: Send {
+    /// Sends one request and waits for its outcome, bounded by the transport's timeout.
+    fn send<'a>(
+        &'a mut self,
+        request: &'a PreparedRequest,
+        request_id: ::http::HeaderValue,
+    ) -> impl Future<Output = Outcome> + Send + 'a;
+}
