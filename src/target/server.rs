@@ -1,0 +1,679 @@
+//! Sockets, TLS and the per-request pipeline of the calibration target.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+use crate::target::behaviour::{validate, Dice, FaultOutcome, RateWindow};
+use crate::target::{
+    MarkerMatcher, RunningTarget, TargetConfig, TargetError, TargetStats, BLOCK_PAGE_MARKER,
+    EXT_PROC_ERROR_BODY, HEALTH_PATH, MAX_BODY_BYTES, SHUTDOWN_GRACE, UPSTREAM_SERVICE_TIME_HEADER,
+};
+
+/// A TLS client that never finishes its handshake must not hold a task forever.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An oversized body is still read (and discarded) up to this many bytes, for at most
+/// [`DRAIN_TIME`], so that the client gets its 413 instead of a broken pipe mid-upload.
+const DRAIN_CAP_BYTES: u64 = 4 * MAX_BODY_BYTES as u64;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Backstop for an HTTP/1 reset whose connection task did not drop the request in time.
+const RESET_BACKSTOP: Duration = Duration::from_secs(5);
+
+const METHODS: [&str; 10] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "OTHER",
+];
+
+/// Live counters behind [`RunningTarget::stats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    http2_requests: AtomicU64,
+    passed: AtomicU64,
+    blocked: AtomicU64,
+    would_block: AtomicU64,
+    failed_open: AtomicU64,
+    errors_500: AtomicU64,
+    ext_proc_errors: AtomicU64,
+    injected_resets: AtomicU64,
+    attack_resets: AtomicU64,
+    stalled: AtomicU64,
+    paused: AtomicU64,
+    too_large: AtomicU64,
+    body_errors: AtomicU64,
+    health_checks: AtomicU64,
+    connections: AtomicU64,
+    by_method: [AtomicU64; METHODS.len()],
+}
+
+fn bump(counter: &AtomicU64) -> u64 {
+    counter.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+impl Counters {
+    fn count_method(&self, method: &Method) {
+        let name = method.as_str();
+        let slot = METHODS[..METHODS.len() - 1]
+            .iter()
+            .position(|m| *m == name)
+            .unwrap_or(METHODS.len() - 1);
+        bump(&self.by_method[slot]);
+    }
+
+    pub(crate) fn snapshot(&self) -> TargetStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let injected_resets = get(&self.injected_resets);
+        let attack_resets = get(&self.attack_resets);
+        TargetStats {
+            requests: get(&self.requests),
+            http2_requests: get(&self.http2_requests),
+            passed: get(&self.passed),
+            blocked: get(&self.blocked),
+            would_block: get(&self.would_block),
+            failed_open: get(&self.failed_open),
+            errors_500: get(&self.errors_500),
+            ext_proc_errors: get(&self.ext_proc_errors),
+            resets: injected_resets + attack_resets,
+            injected_resets,
+            attack_resets,
+            stalled: get(&self.stalled),
+            paused: get(&self.paused),
+            too_large: get(&self.too_large),
+            body_errors: get(&self.body_errors),
+            health_checks: get(&self.health_checks),
+            connections: get(&self.connections),
+            by_method: METHODS
+                .iter()
+                .zip(&self.by_method)
+                .filter(|(_, c)| get(c) > 0)
+                .map(|(name, c)| (name.to_string(), get(c)))
+                .collect(),
+        }
+    }
+}
+
+/// Everything a request handler needs, shared by all connections.
+struct State {
+    config: TargetConfig,
+    matcher: MarkerMatcher,
+    request_id_header: HeaderName,
+    block_status: StatusCode,
+    dice: Mutex<Dice>,
+    rate: Option<Mutex<RateWindow>>,
+    capacity: Option<(Semaphore, Duration)>,
+    /// Absolute pause window `[from, until)`.
+    pause: Option<(Instant, Instant)>,
+    log: Option<Mutex<std::fs::File>>,
+    counters: Arc<Counters>,
+    builder: auto::Builder<TokioExecutor>,
+}
+
+/// A poisoned lock only means another handler panicked mid-draw; the data is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The error a handler returns to make hyper reset an HTTP/2 stream.
+#[derive(Debug, thiserror::Error)]
+#[error("reset injected by the wafload calibration target")]
+struct InjectedReset;
+
+type Answer = Result<Response<Full<Bytes>>, InjectedReset>;
+
+pub(crate) async fn start(config: TargetConfig) -> Result<RunningTarget, TargetError> {
+    validate(&config)?;
+    let matcher = MarkerMatcher::new(&config.markers);
+    let request_id_header = HeaderName::from_bytes(config.request_id_header.as_bytes())
+        .map_err(|e| TargetError::InvalidConfig(format!("request_id_header: {e}")))?;
+    let block_status = StatusCode::from_u16(config.block_status)
+        .map_err(|e| TargetError::InvalidConfig(format!("block_status: {e}")))?;
+    let log = match &config.log_path {
+        Some(path) => Some(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| TargetError::LogOpen {
+                    path: path.clone(),
+                    source,
+                })?,
+        )),
+        None => None,
+    };
+    let tls = if config.tls { Some(make_tls()?) } else { None };
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| TargetError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| TargetError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let started_at = Instant::now();
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(1024);
+
+    let faults = &config.faults;
+    let counters = Arc::new(Counters::default());
+    let state = Arc::new(State {
+        matcher,
+        request_id_header,
+        block_status,
+        dice: Mutex::new(Dice::new(config.seed, faults, &config.delay)),
+        rate: faults
+            .fail_open_above
+            .map(|_| Mutex::new(RateWindow::new(started_at))),
+        capacity: faults
+            .capacity
+            .as_ref()
+            .map(|c| (Semaphore::new(c.workers), c.service_time)),
+        pause: faults
+            .pause
+            .as_ref()
+            .map(|p| (started_at + p.after, started_at + p.after + p.length)),
+        log,
+        counters: counters.clone(),
+        builder,
+        config,
+    });
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (acceptor, cert_pem) = match tls {
+        Some((acceptor, pem)) => (Some(acceptor), Some(pem)),
+        None => (None, None),
+    };
+    let tls_on = acceptor.is_some();
+    let server_task = tokio::spawn(accept_loop(listener, state, acceptor, shutdown_rx));
+    Ok(RunningTarget {
+        addr,
+        cert_pem,
+        tls: tls_on,
+        started_at,
+        counters,
+        shutdown_tx,
+        server_task: Some(server_task),
+    })
+}
+
+/// A fresh self-signed certificate and a ring-backed rustls server offering h2 and http/1.1.
+fn make_tls() -> Result<(TlsAcceptor, String), TargetError> {
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let certified = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| TargetError::Tls(format!("generating the self-signed certificate: {e}")))?;
+    let cert_pem = certified.cert.pem();
+    let cert_der: CertificateDer<'static> = certified.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TargetError::Tls(format!("protocol versions: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der], key)
+        .map_err(|e| TargetError::Tls(format!("certificate: {e}")))?;
+    server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((TlsAcceptor::from(Arc::new(server_config)), cert_pem))
+}
+
+/// Resolves once shutdown is requested or the [`RunningTarget`] is gone.
+async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|&stop| stop).await;
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    tls: Option<TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    bump(&state.counters.connections);
+                    connections.spawn(serve_connection(
+                        state.clone(),
+                        stream,
+                        tls.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+                // Out of file descriptors and the like: back off briefly instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown_requested(&mut shutdown) => break,
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+}
+
+/// Keeps a duplicate of the socket's descriptor so that an injected reset can set SO_LINGER 0
+/// on it after the stream itself has been handed to hyper (and maybe wrapped in TLS).
+fn split_for_reset(stream: TcpStream) -> Option<(TcpStream, Option<TcpSocket>)> {
+    let std_stream = stream.into_std().ok()?;
+    let duplicate = std_stream.try_clone().ok().map(TcpSocket::from_std_stream);
+    let stream = TcpStream::from_std(std_stream).ok()?;
+    Some((stream, duplicate))
+}
+
+async fn serve_connection(
+    state: Arc<State>,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let Some((stream, reset_handle)) = split_for_reset(stream) else {
+        return;
+    };
+    match tls {
+        None => drive(state, TokioIo::new(stream), reset_handle, shutdown).await,
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let tls_stream = tokio::select! {
+                result = handshake => match result {
+                    Ok(Ok(tls_stream)) => tls_stream,
+                    _ => return,
+                },
+                _ = shutdown_requested(&mut shutdown) => return,
+            };
+            drive(state, TokioIo::new(tls_stream), reset_handle, shutdown).await
+        }
+    }
+}
+
+/// Serves one connection (h1 or h2, detected by hyper-util) until it ends, a reset is
+/// injected, or shutdown drains it.
+async fn drive<I>(
+    state: Arc<State>,
+    io: I,
+    reset_handle: Option<TcpSocket>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let reset = Arc::new(Notify::new());
+    let service = {
+        let state = state.clone();
+        let reset = reset.clone();
+        service_fn(move |req| handle(state.clone(), reset.clone(), req))
+    };
+    let conn = state.builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            _ = reset.notified() => {
+                if let Some(socket) = &reset_handle {
+                    let _ = socket.set_zero_linger();
+                }
+                // Leaving drops the connection and the duplicate descriptor: the kernel sends RST.
+                break;
+            }
+            _ = shutdown_requested(&mut shutdown), if !draining => {
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+        }
+    }
+}
+
+fn plain_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn block_page(status: StatusCode, request_id: &str) -> String {
+    let code = status.as_u16();
+    let reason = status.canonical_reason().unwrap_or("Blocked");
+    let id = html_escape(request_id);
+    format!(
+        "<!DOCTYPE html>\n<html><head><title>{code} {reason}</title></head>\n<body>\n\
+         <h1>{BLOCK_PAGE_MARKER}</h1>\n<p>Request ID: {id}</p>\n</body></html>\n"
+    )
+}
+
+impl State {
+    /// Holds the caller until the pause window ends if `now` is inside it; true if it held.
+    async fn hold_if_paused(&self) -> bool {
+        if let Some((from, until)) = self.pause {
+            let now = Instant::now();
+            if now >= from && now < until {
+                tokio::time::sleep_until(until).await;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Sends nothing while the target is paused; tags every answer with the request id.
+    async fn finish(
+        &self,
+        mut response: Response<Full<Bytes>>,
+        request_id: &HeaderValue,
+        already_paused: bool,
+    ) -> Response<Full<Bytes>> {
+        if self.hold_if_paused().await && !already_paused {
+            bump(&self.counters.paused);
+        }
+        response
+            .headers_mut()
+            .insert(self.request_id_header.clone(), request_id.clone());
+        response
+    }
+
+    /// HTTP/1: close the TCP connection with an RST; HTTP/2: reset only this stream.
+    async fn reset(
+        &self,
+        connection_reset: &Notify,
+        version: Version,
+        already_paused: bool,
+    ) -> Answer {
+        if self.hold_if_paused().await && !already_paused {
+            bump(&self.counters.paused);
+        }
+        if version != Version::HTTP_2 {
+            connection_reset.notify_one();
+            // The connection task drops this future together with the connection.
+            tokio::time::sleep(RESET_BACKSTOP).await;
+        }
+        Err(InjectedReset)
+    }
+
+    fn log_marker_hit(&self, request_id: &str, marker: &str, action: &str) {
+        let Some(log) = &self.log else {
+            return;
+        };
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| (d.as_millis() as f64) / 1000.0)
+            .unwrap_or(0.0);
+        let line = serde_json::json!({
+            "ts": ts,
+            "id": request_id,
+            "rule": "marker",
+            "marker": marker,
+            "would_block": self.config.monitoring,
+            "action": action,
+        });
+        let mut text = line.to_string();
+        text.push('\n');
+        // One write per line so concurrent lines never interleave; a full disk must not
+        // break answering, so write errors are ignored.
+        let _ = lock(log).write_all(text.as_bytes());
+    }
+}
+
+/// The per-request pipeline described in the module docs.
+async fn handle(
+    state: Arc<State>,
+    connection_reset: Arc<Notify>,
+    req: Request<Incoming>,
+) -> Answer {
+    let arrived = Instant::now();
+    let counters = &state.counters;
+    if req.uri().path() == HEALTH_PATH && matches!(*req.method(), Method::GET | Method::HEAD) {
+        bump(&counters.health_checks);
+        return Ok(plain_response(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "ok\n".to_string(),
+        ));
+    }
+    let sequence = bump(&counters.requests);
+    counters.count_method(req.method());
+    let version = req.version();
+    if version == Version::HTTP_2 {
+        bump(&counters.http2_requests);
+    }
+    let request_id = match req.headers().get(&state.request_id_header) {
+        Some(value) => value.clone(),
+        None => HeaderValue::try_from(format!("tgt-{sequence}"))
+            .unwrap_or(HeaderValue::from_static("tgt")),
+    };
+    let request_id_text = String::from_utf8_lossy(request_id.as_bytes()).into_owned();
+    let (fault, delay) = lock(&state.dice).draw();
+    let failing_open = match (&state.rate, state.config.faults.fail_open_above) {
+        (Some(rate), Some(limit)) => lock(rate).record(arrived) as f64 > limit,
+        _ => false,
+    };
+    let paused = state.hold_if_paused().await;
+    if paused {
+        bump(&counters.paused);
+    }
+
+    let (parts, body) = req.into_parts();
+    let declared_length = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = if declared_length.is_some_and(|len| len > DRAIN_CAP_BYTES) {
+        BodyRead::TooLarge
+    } else {
+        read_body(body).await
+    };
+    let body = match body {
+        BodyRead::Complete(bytes) => bytes,
+        BodyRead::TooLarge => return Ok(too_large(&state, &request_id, paused).await),
+        BodyRead::Failed => {
+            bump(&counters.body_errors);
+            let response = plain_response(
+                StatusCode::BAD_REQUEST,
+                "text/plain; charset=utf-8",
+                "unreadable request body\n".to_string(),
+            );
+            return Ok(state.finish(response, &request_id, paused).await);
+        }
+    };
+    let request_target = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let matched = state.matcher.find_index(
+        request_target.as_bytes(),
+        parts.headers.values().map(HeaderValue::as_bytes),
+        &body,
+    );
+
+    if let Some((workers, service_time)) = &state.capacity {
+        // A closed semaphore cannot happen (it is never closed); serve without a worker then.
+        let _worker = workers.acquire().await.ok();
+        tokio::time::sleep(*service_time).await;
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+
+    match fault {
+        FaultOutcome::Reset => {
+            bump(&counters.injected_resets);
+            return state.reset(&connection_reset, version, paused).await;
+        }
+        FaultOutcome::Error500 => {
+            bump(&counters.errors_500);
+            let response = plain_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                "internal server error (injected by wafload calibration target)\n".to_string(),
+            );
+            return Ok(state.finish(response, &request_id, paused).await);
+        }
+        FaultOutcome::ExtProcError => {
+            bump(&counters.ext_proc_errors);
+            let response = plain_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                EXT_PROC_ERROR_BODY.to_string(),
+            );
+            return Ok(state.finish(response, &request_id, paused).await);
+        }
+        FaultOutcome::Stall => {
+            bump(&counters.stalled);
+            tokio::time::sleep(state.config.faults.stall_for).await;
+        }
+        FaultOutcome::Normal => {}
+    }
+
+    if let Some(index) = matched {
+        let marker = state.config.markers[index].as_str();
+        if state.config.monitoring {
+            state.log_marker_hit(&request_id_text, marker, "log");
+            bump(&counters.would_block);
+        } else if failing_open {
+            bump(&counters.failed_open);
+        } else if state.config.faults.reset_attacks {
+            state.log_marker_hit(&request_id_text, marker, "reset");
+            bump(&counters.attack_resets);
+            return state.reset(&connection_reset, version, paused).await;
+        } else {
+            state.log_marker_hit(&request_id_text, marker, "block");
+            bump(&counters.blocked);
+            let response = plain_response(
+                state.block_status,
+                "text/html; charset=utf-8",
+                block_page(state.block_status, &request_id_text),
+            );
+            return Ok(state.finish(response, &request_id, paused).await);
+        }
+    }
+
+    let mut response = plain_response(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        format!("ok {request_id_text}\n"),
+    );
+    if let Some(upstream) = state.config.faults.upstream_service_time {
+        tokio::time::sleep(upstream).await;
+        response.headers_mut().insert(
+            HeaderName::from_static(UPSTREAM_SERVICE_TIME_HEADER),
+            HeaderValue::from(upstream.as_millis() as u64),
+        );
+    }
+    bump(&counters.passed);
+    Ok(state.finish(response, &request_id, paused).await)
+}
+
+enum BodyRead {
+    Complete(Bytes),
+    TooLarge,
+    Failed,
+}
+
+/// Reads the whole body if it fits in [`MAX_BODY_BYTES`]; otherwise drains (bounded) and
+/// reports it too large.
+async fn read_body(mut body: Incoming) -> BodyRead {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut seen: u64 = 0;
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        let next = match drain_deadline {
+            None => body.frame().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(next) => next,
+                Err(_) => return BodyRead::TooLarge,
+            },
+        };
+        let frame = match next {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(_)) if drain_deadline.is_some() => return BodyRead::TooLarge,
+            Some(Err(_)) => return BodyRead::Failed,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry no body bytes
+        };
+        seen += data.len() as u64;
+        if seen > DRAIN_CAP_BYTES {
+            return BodyRead::TooLarge;
+        }
+        if seen > MAX_BODY_BYTES as u64 {
+            if drain_deadline.is_none() {
+                kept = Vec::new();
+                drain_deadline = Some(Instant::now() + DRAIN_TIME);
+            }
+        } else {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if drain_deadline.is_some() {
+        BodyRead::TooLarge
+    } else {
+        BodyRead::Complete(Bytes::from(kept))
+    }
+}
+
+async fn too_large(state: &State, request_id: &HeaderValue, paused: bool) -> Response<Full<Bytes>> {
+    bump(&state.counters.too_large);
+    let response = plain_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "text/plain; charset=utf-8",
+        format!("request body larger than {MAX_BODY_BYTES} bytes\n"),
+    );
+    state.finish(response, request_id, paused).await
+}
