@@ -245,8 +245,10 @@ mod tests {
     #[test]
     fn envoy_ext_proc_500_is_flagged_and_not_passed() {
         let c = ClassifyRules::default().compile().unwrap();
-        let (class, flags) =
-            c.classify(&response(500, "ext_proc_error_gRPC_error_14{upstream_connect_error}"));
+        let (class, flags) = c.classify(&response(
+            500,
+            "ext_proc_error_gRPC_error_14{upstream_connect_error}",
+        ));
         assert_eq!(class, Class::Unresolved);
         assert!(flags.ext_proc_error);
         let (_, flags) = c.classify(&response(500, "internal error"));

@@ -42,7 +42,8 @@ pub fn execute(cmd: CorpusCommand) -> Result<u8, Error> {
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&stats).map_err(|e| Error::Other(e.to_string()))?
+                    serde_json::to_string_pretty(&stats)
+                        .map_err(|e| Error::Other(e.to_string()))?
                 );
             } else {
                 print!("{stats}");

@@ -110,7 +110,10 @@ pub async fn execute(args: DemoArgs) -> Result<u8, Error> {
             "next: wafload run --profile profiles/lab-waf.yaml (a real nginx + ModSecurity + CRS), or point --target at your gateway"
         );
     }
-    Ok(exit_code_after_run(&outcome.summary, signal.load(Ordering::SeqCst)))
+    Ok(exit_code_after_run(
+        &outcome.summary,
+        signal.load(Ordering::SeqCst),
+    ))
 }
 
 fn describe(delay: &Delay) -> String {

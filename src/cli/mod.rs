@@ -17,8 +17,10 @@ use tokio_util::sync::CancellationToken;
 /// from the intended send time.
 #[derive(Debug, Parser)]
 #[command(name = "wafload", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Start with `wafload demo`: it runs a 10-second benchmark against the \
-built-in calibration target on loopback.\nExit codes: 0 ok, 1 a check failed, 2 bad usage or input, 130 interrupted.")]
+#[command(
+    after_help = "Start with `wafload demo`: it runs a 10-second benchmark against the \
+built-in calibration target on loopback.\nExit codes: 0 ok, 1 a check failed, 2 bad usage or input, 130 interrupted."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -73,7 +75,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
 }
 
 /// A token cancelled on SIGINT or SIGTERM; the returned flag tells which arrived.
-pub fn cancel_on_signals() -> (CancellationToken, std::sync::Arc<std::sync::atomic::AtomicU8>) {
+pub fn cancel_on_signals() -> (
+    CancellationToken,
+    std::sync::Arc<std::sync::atomic::AtomicU8>,
+) {
     let token = CancellationToken::new();
     let code = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
     let t = token.clone();

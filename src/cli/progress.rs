@@ -19,9 +19,7 @@ impl ProgressDisplay {
             None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
         };
         let style = if slots.is_some() {
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
-            )
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
         } else {
             ProgressStyle::with_template("{elapsed_precise} {spinner} {pos} {msg}")
         };

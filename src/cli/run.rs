@@ -73,7 +73,9 @@ pub struct LoadFlags {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  wafload run --profile profiles/lab-waf.yaml\n  wafload run --target https://gw.example.test/ --insecure --corpus payloads --benign-share 0.8 --rate 200 --duration 60s\n  wafload run --profile p.yaml --max --connections 64 --duration 30s")]
+#[command(
+    after_help = "Examples:\n  wafload run --profile profiles/lab-waf.yaml\n  wafload run --target https://gw.example.test/ --insecure --corpus payloads --benign-share 0.8 --rate 200 --duration 60s\n  wafload run --profile p.yaml --max --connections 64 --duration 30s"
+)]
 pub struct RunArgs {
     /// Profile file (YAML); flags override its values.
     #[arg(short, long, value_name = "FILE")]
@@ -153,7 +155,10 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
     };
     let outcome = run(&profile, &options, cancel).await?;
     print_outcome(&outcome, args.quiet, args.json);
-    Ok(exit_code_after_run(&outcome.summary, signal.load(Ordering::SeqCst)))
+    Ok(exit_code_after_run(
+        &outcome.summary,
+        signal.load(Ordering::SeqCst),
+    ))
 }
 
 /// 130/143 after a signal, 2 when the target died mid-run, else 0.
@@ -198,7 +203,9 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     if v.is_finite() && v > 0.0 && v <= 10_000_000.0 {
         Ok(v)
     } else {
-        Err(format!("{s} must be a positive number of requests per second (at most 1e7)"))
+        Err(format!(
+            "{s} must be a positive number of requests per second (at most 1e7)"
+        ))
     }
 }
 

@@ -8,9 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
-#[command(after_help = "The target blocks (403 + block page) any request whose URL, headers or body \
+#[command(
+    after_help = "The target blocks (403 + block page) any request whose URL, headers or body \
 contain one of its markers (case-insensitive, also after percent-decoding), and adds a known delay. \
-Example: wafload target --listen 127.0.0.1:8080 --delay 2ms --marker '<script' --marker 'union select'")]
+Example: wafload target --listen 127.0.0.1:8080 --delay 2ms --marker '<script' --marker 'union select'"
+)]
 pub struct TargetArgs {
     /// Address to listen on (loopback by default).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
@@ -90,7 +92,8 @@ pub async fn execute(args: TargetArgs) -> Result<u8, Error> {
         let (a, l) = p
             .split_once(',')
             .ok_or_else(|| Error::flag("--pause", "expected AFTER,LENGTH like 2s,1s"))?;
-        let parse = |s: &str| crate::profile::parse_duration(s).map_err(|e| Error::flag("--pause", e));
+        let parse =
+            |s: &str| crate::profile::parse_duration(s).map_err(|e| Error::flag("--pause", e));
         f.pause = Some(Pause {
             after: parse(a)?,
             length: parse(l)?,

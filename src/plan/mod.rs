@@ -85,7 +85,10 @@ pub struct Plan {
 /// WAF test means to measure.
 fn default_headers() -> Vec<(&'static str, String)> {
     vec![
-        ("user-agent", format!("wafload/{}", env!("CARGO_PKG_VERSION"))),
+        (
+            "user-agent",
+            format!("wafload/{}", env!("CARGO_PKG_VERSION")),
+        ),
         ("accept", "*/*".to_string()),
     ]
 }
@@ -117,7 +120,10 @@ impl Plan {
             let n = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| Error::flag("--header", format!("{name:?} is not a header name")))?;
             let v = HeaderValue::from_str(value).map_err(|_| {
-                Error::flag("--header", format!("value of {name} is not a valid header value"))
+                Error::flag(
+                    "--header",
+                    format!("value of {name} is not a valid header value"),
+                )
             })?;
             common.insert(n, v);
         }

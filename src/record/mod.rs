@@ -198,7 +198,8 @@ impl Recorder {
         if let Some(up) = c.upstream_us {
             r.upstream.saturating_record(up.max(1));
             let service = micros(c.done.saturating_duration_since(c.sent));
-            r.gateway.saturating_record(service.saturating_sub(up).max(1));
+            r.gateway
+                .saturating_record(service.saturating_sub(up).max(1));
         }
         r.per_source[c.source as usize][c.class.index()] += 1;
         if let Some(s) = c.status {
@@ -214,7 +215,10 @@ impl Recorder {
             r.block_pages += 1;
         }
         r.body_bytes += c.body_len;
-        r.first_intended = Some(r.first_intended.map_or(intended_off, |f| f.min(intended_off)));
+        r.first_intended = Some(
+            r.first_intended
+                .map_or(intended_off, |f| f.min(intended_off)),
+        );
         r.last_done = Some(r.last_done.map_or(done_off, |l| l.max(done_off)));
         let sec = r.second(intended_off.as_secs() as usize);
         sec.sent += 1;

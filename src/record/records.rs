@@ -17,11 +17,11 @@ pub struct RecordLine {
     pub n: Option<u64>,
     pub src: u32,
     /// Intended send time, µs since the run start.
-        pub t: u64,
+    pub t: u64,
     /// Intended → actual send, µs.
-        pub wait: u64,
+    pub wait: u64,
     /// Intended send → response complete, µs.
-        pub lat: u64,
+    pub lat: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub st: Option<u16>,
     pub cls: &'static str,

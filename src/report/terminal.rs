@@ -54,7 +54,11 @@ pub fn render(summary: &Summary, dir: &std::path::Path) -> String {
         summary.sent, summary.planned, summary.duration_s, summary.achieved_rate, rate
     );
     if let Some(reason) = &run.interrupted {
-        let _ = writeln!(out, "STOPPED EARLY: {reason} ({} not sent)", summary.not_sent);
+        let _ = writeln!(
+            out,
+            "STOPPED EARLY: {reason} ({} not sent)",
+            summary.not_sent
+        );
     }
     let _ = writeln!(out);
     let total: u64 = summary.counts.values().sum::<u64>().max(1);
@@ -75,10 +79,18 @@ pub fn render(summary: &Summary, dir: &std::path::Path) -> String {
             .iter()
             .map(|(k, v)| format!("{v} {k}"))
             .collect();
-        let _ = writeln!(out, "  not sent (unsupported placeholder): {}", list.join(", "));
+        let _ = writeln!(
+            out,
+            "  not sent (unsupported placeholder): {}",
+            list.join(", ")
+        );
     }
     if summary.ext_proc_errors > 0 {
-        let _ = writeln!(out, "  ext_proc errors (Envoy 500): {}", summary.ext_proc_errors);
+        let _ = writeln!(
+            out,
+            "  ext_proc errors (Envoy 500): {}",
+            summary.ext_proc_errors
+        );
     }
     if !summary.errors.is_empty() {
         let list: Vec<String> = summary
@@ -113,7 +125,13 @@ pub fn render(summary: &Summary, dir: &std::path::Path) -> String {
         f(s.api),
         f(s.overall)
     );
-    let width = d.by_set.iter().map(|g| g.name.len()).max().unwrap_or(8).max(8);
+    let width = d
+        .by_set
+        .iter()
+        .map(|g| g.name.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
     let _ = writeln!(out, "\n  by set:");
     for g in &d.by_set {
         group_line(&mut out, g, width);

@@ -8,7 +8,9 @@ mod summary;
 mod write;
 
 pub use summary::*;
-pub use write::{write_atomic, write_run, HISTOGRAMS_FILE, SERIES_FILE, SOURCES_FILE, SUMMARY_FILE};
+pub use write::{
+    write_atomic, write_run, HISTOGRAMS_FILE, SERIES_FILE, SOURCES_FILE, SUMMARY_FILE,
+};
 
 use crate::error::Error;
 use crate::plan::Source;

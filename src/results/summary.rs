@@ -207,9 +207,21 @@ pub fn series_of(recorded: &Recorded) -> Vec<SecondSummary> {
             unresolved: s.by_class[Class::Unresolved.index()],
             failed: s.by_class[Class::Failed.index()],
             ext_proc_errors: s.ext_proc_errors,
-            p50_us: if s.latency.is_empty() { 0 } else { s.latency.value_at_quantile(0.5) },
-            p99_us: if s.latency.is_empty() { 0 } else { s.latency.value_at_quantile(0.99) },
-            max_us: if s.latency.is_empty() { 0 } else { s.latency.max() },
+            p50_us: if s.latency.is_empty() {
+                0
+            } else {
+                s.latency.value_at_quantile(0.5)
+            },
+            p99_us: if s.latency.is_empty() {
+                0
+            } else {
+                s.latency.value_at_quantile(0.99)
+            },
+            max_us: if s.latency.is_empty() {
+                0
+            } else {
+                s.latency.max()
+            },
         })
         .collect()
 }
@@ -257,7 +269,12 @@ pub fn detection_of(sources: &[Source], per_source: &[[u64; 5]]) -> Detection {
             |_| true,
             |s| format!("{}/{}", s.set, s.case),
         ),
-        by_placeholder: group_by(sources, per_source, |s| !s.benign, |s| s.placeholder.clone()),
+        by_placeholder: group_by(
+            sources,
+            per_source,
+            |s| !s.benign,
+            |s| s.placeholder.clone(),
+        ),
         by_encoder: group_by(sources, per_source, |s| !s.benign, |s| s.encoder.clone()),
         by_delivery: group_by(
             sources,
@@ -346,7 +363,12 @@ impl Summary {
             .collect();
         let mut latency = BTreeMap::new();
         latency.insert("all".to_string(), Percentiles::of(&recorded.all));
-        for c in [Class::Blocked, Class::Passed, Class::Unresolved, Class::Failed] {
+        for c in [
+            Class::Blocked,
+            Class::Passed,
+            Class::Unresolved,
+            Class::Failed,
+        ] {
             latency.insert(
                 c.as_str().to_string(),
                 Percentiles::of(&recorded.by_class[c.index()]),
@@ -378,7 +400,11 @@ impl Summary {
             threshold_us: LATE_THRESHOLD_US,
             p50_us: quantile(&recorded.lateness, 0.5),
             p99_us: quantile(&recorded.lateness, 0.99),
-            max_us: if recorded.lateness.is_empty() { 0 } else { recorded.lateness.max() },
+            max_us: if recorded.lateness.is_empty() {
+                0
+            } else {
+                recorded.lateness.max()
+            },
         };
         let mut summary = Summary {
             format: SUMMARY_FORMAT,

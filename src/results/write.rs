@@ -47,7 +47,10 @@ pub fn write_run(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     json_atomic(&dir.join(super::SOURCES_FILE), &sources)?;
     json_atomic(&dir.join(super::SERIES_FILE), &series_of(recorded))?;
-    write_atomic(&dir.join(HISTOGRAMS_FILE), &histogram_log(recorded, started)?)?;
+    write_atomic(
+        &dir.join(HISTOGRAMS_FILE),
+        &histogram_log(recorded, started)?,
+    )?;
     // The summary goes last: its presence means the folder is complete.
     json_atomic(&dir.join(SUMMARY_FILE), summary)
 }

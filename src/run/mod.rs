@@ -5,7 +5,7 @@ use crate::corpus::load_corpus;
 use crate::error::Error;
 use crate::plan::{Mix, Plan};
 use crate::profile::Profile;
-use crate::record::{Recorder, RecordWriter};
+use crate::record::{RecordWriter, Recorder};
 use crate::results::{write_run, RunInfo, Summary};
 use crate::schedule::{run_workers, DriverConfig, Progress, RateSchedule};
 use crate::transport::http::{Endpoint, HttpTransport, Negotiated};
@@ -38,7 +38,10 @@ pub struct RunOutcome {
 }
 
 /// Slots and timing for the driver, derived from the profile and the plan.
-fn driver_shape(profile: &Profile, plan: &Plan) -> Result<(Option<u64>, Option<RateSchedule>, Option<Duration>), Error> {
+fn driver_shape(
+    profile: &Profile,
+    plan: &Plan,
+) -> Result<(Option<u64>, Option<RateSchedule>, Option<Duration>), Error> {
     if profile.max {
         let slots = match (profile.requests, profile.duration) {
             (Some(n), _) => Some(n),
@@ -48,20 +51,19 @@ fn driver_shape(profile: &Profile, plan: &Plan) -> Result<(Option<u64>, Option<R
         return Ok((slots, None, profile.duration));
     }
     let schedule = RateSchedule::from_profile(profile);
-    let slots = match (profile.requests, schedule.arrivals()) {
-        (Some(n), Some(a)) => Some(n.min(a)),
-        (Some(n), None) => Some(n),
-        (None, Some(a)) => Some(a),
-        (None, None) => match plan.mix {
-            Mix::Corpus => Some(plan.corpus_pass_len()),
-            Mix::Share { .. } => {
-                return Err(Error::flag(
+    let slots =
+        match (profile.requests, schedule.arrivals()) {
+            (Some(n), Some(a)) => Some(n.min(a)),
+            (Some(n), None) => Some(n),
+            (None, Some(a)) => Some(a),
+            (None, None) => match plan.mix {
+                Mix::Corpus => Some(plan.corpus_pass_len()),
+                Mix::Share { .. } => return Err(Error::flag(
                     "--duration",
                     "with a benign share the run needs a bound: set duration, requests or stages",
-                ))
-            }
-        },
-    };
+                )),
+            },
+        };
     Ok((slots, Some(schedule), None))
 }
 
@@ -71,9 +73,56 @@ pub fn new_run_id(name: Option<&str>) -> String {
     let name: String = name
         .unwrap_or("run")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("{}-{}", now.format("%Y%m%d-%H%M%S"), name)
+}
+
+/// A run with everything decided except the transport: corpus loaded, plan built.
+pub struct PreparedRun {
+    pub profile: Profile,
+    pub options: RunOptions,
+    pub plan: Arc<Plan>,
+    pub classifier: Arc<crate::classify::Classifier>,
+    slots: Option<u64>,
+    schedule: Option<RateSchedule>,
+    duration_limit: Option<Duration>,
+}
+
+impl PreparedRun {
+    /// Validates the profile, loads the corpus and builds the plan. No network yet.
+    pub fn new(profile: &Profile, options: &RunOptions) -> Result<PreparedRun, Error> {
+        profile.validate_runnable(&options.origin)?;
+        let corpus = load_corpus(&profile.corpus)?;
+        let plan = Arc::new(Plan::build(profile, &corpus)?);
+        let classifier = Arc::new(
+            profile
+                .classify
+                .compile()
+                .map_err(|e| Error::flag("--profile", format!("classify: {e}")))?,
+        );
+        let (slots, schedule, duration_limit) = driver_shape(profile, &plan)?;
+        Ok(PreparedRun {
+            profile: profile.clone(),
+            options: options.clone(),
+            plan,
+            classifier,
+            slots,
+            schedule,
+            duration_limit,
+        })
+    }
+
+    /// Requests the driver will schedule (`None` = bounded by time only).
+    pub fn slots(&self) -> Option<u64> {
+        self.slots
+    }
 }
 
 /// Runs a profile against an HTTP target and writes its results folder.
@@ -82,23 +131,39 @@ pub async fn run(
     options: &RunOptions,
     cancel: CancellationToken,
 ) -> Result<RunOutcome, Error> {
-    profile.validate_runnable(&options.origin)?;
-    let corpus = load_corpus(&profile.corpus)?;
-    let plan = Arc::new(Plan::build(profile, &corpus)?);
-    let classifier = Arc::new(
-        profile
-            .classify
-            .compile()
-            .map_err(|e| Error::flag("--profile", format!("classify: {e}")))?,
-    );
-    let (slots, schedule, duration_limit) = driver_shape(profile, &plan)?;
+    let prepared = PreparedRun::new(profile, options)?;
     let endpoint = Endpoint::prepare(profile).await?;
     let protocol = match endpoint.version {
         Negotiated::H1 => "h1",
         Negotiated::H2 => "h2",
     };
-    let transport = Arc::new(HttpTransport::new(endpoint));
+    execute(
+        prepared,
+        Arc::new(HttpTransport::new(endpoint)),
+        protocol,
+        cancel,
+    )
+    .await
+}
 
+/// Sends a prepared run over any transport and writes its results folder.
+pub async fn execute<T: Transport>(
+    prepared: PreparedRun,
+    transport: Arc<T>,
+    protocol: &str,
+    cancel: CancellationToken,
+) -> Result<RunOutcome, Error> {
+    let PreparedRun {
+        profile,
+        options,
+        plan,
+        classifier,
+        slots,
+        schedule,
+        duration_limit,
+    } = prepared;
+    let profile = &profile;
+    let options = &options;
     let run_id = new_run_id(profile.name.as_deref());
     let dir = match &options.out {
         Some(d) => d.clone(),

@@ -263,8 +263,8 @@ async fn closed_loop_worker<S: Session>(
 /// worker should stop (recorder gone or dead target).
 async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) -> bool {
     let request = ctx.plan.request_for_slot(job.slot);
-    let id = HeaderValue::from_str(&format!("{}-{}", ctx.run_tag, job.slot))
-        .expect("run tag is ascii");
+    let id =
+        HeaderValue::from_str(&format!("{}-{}", ctx.run_tag, job.slot)).expect("run tag is ascii");
     let sent = Instant::now();
     ctx.progress.sent.fetch_add(1, Ordering::Relaxed);
     let outcome = tokio::select! {

@@ -100,7 +100,10 @@ impl RateSchedule {
             return None;
         }
         Some(Duration::from_secs_f64(
-            self.segments.last().map(|s| s.start_secs + s.secs).unwrap_or(0.0),
+            self.segments
+                .last()
+                .map(|s| s.start_secs + s.secs)
+                .unwrap_or(0.0),
         ))
     }
 
@@ -122,7 +125,11 @@ impl RateSchedule {
             }
         }
         let rate = self.tail_rate?;
-        let end = self.segments.last().map(|s| s.start_secs + s.secs).unwrap_or(0.0);
+        let end = self
+            .segments
+            .last()
+            .map(|s| s.start_secs + s.secs)
+            .unwrap_or(0.0);
         let k = i - self.finite_count();
         Some(Duration::from_secs_f64(end + k.max(0.0) / rate))
     }

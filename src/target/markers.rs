@@ -41,6 +41,8 @@ pub const DECODE_ROUNDS: usize = 2;
 /// - the raw body and its percent-decoded forms after 1 and 2 rounds (`+` as space).
 ///
 /// Empty markers never match. Invalid `%` escapes are kept literally. Never panics.
+/// Compiles the markers on every call; to classify many requests build a [`MarkerMatcher`]
+/// once and call [`MarkerMatcher::find`].
 pub fn is_malicious<'m, H, V>(
     markers: &'m [String],
     target: &str,
@@ -51,8 +53,7 @@ where
     H: AsRef<str>,
     V: AsRef<[u8]>,
 {
-    let matcher = MarkerMatcher::new(markers);
-    let index = matcher.find_index(
+    let index = MarkerMatcher::new(markers).find_index(
         target.as_bytes(),
         headers.iter().map(|(_, value)| value.as_ref()),
         body,
@@ -66,6 +67,8 @@ pub struct MarkerMatcher {
     engine: Engine,
     /// Lower-cased markers, same indices as the input (empty ones never match).
     lowered: Vec<Vec<u8>>,
+    /// The markers as given, to report which one matched.
+    original: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -103,7 +106,25 @@ impl MarkerMatcher {
             Ok(set) => Engine::Set { set, input_index },
             Err(_) => Engine::Naive,
         };
-        MarkerMatcher { engine, lowered }
+        MarkerMatcher {
+            engine,
+            lowered,
+            original: markers.iter().map(|m| m.as_ref().to_string()).collect(),
+        }
+    }
+
+    /// Same answer as [`is_malicious`] with the markers this matcher was built from.
+    pub fn find<H, V>(&self, target: &str, headers: &[(H, V)], body: &[u8]) -> Option<&str>
+    where
+        H: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        let index = self.find_index(
+            target.as_bytes(),
+            headers.iter().map(|(_, value)| value.as_ref()),
+            body,
+        )?;
+        self.original.get(index).map(String::as_str)
     }
 
     /// The fallback engine alone, so tests can check it gives the same answers.

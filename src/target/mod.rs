@@ -92,7 +92,9 @@ pub struct TargetConfig {
     pub delay: Delay,
     /// Never block: answer 200 and log would-blocks to `log_path`, like a WAF in detection-only mode.
     pub monitoring: bool,
-    /// JSON-lines log of marker hits (`{"ts","id","rule","marker","would_block","action"}`).
+    /// JSON-lines log of every marker hit: `{"ts": <unix seconds, ms precision>, "id": <request
+    /// id>, "rule": "marker", "marker": <marker>, "would_block": <monitoring>, "action":
+    /// "log"|"block"|"reset"}`. Fail-open passes are not logged (only counted).
     pub log_path: Option<PathBuf>,
     /// Header whose value identifies a request; echoed back, and generated (`tgt-<n>`) when absent.
     pub request_id_header: String,

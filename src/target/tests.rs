@@ -222,6 +222,12 @@ fn marker_matcher_naive_and_set_agree() {
         let via_naive = naive.find_index(target.as_bytes(), std::iter::empty(), body);
         assert_eq!(via_set, via_fn, "{target}");
         assert_eq!(via_set, via_naive, "{target}");
+        let none: &[(&str, &str)] = &[];
+        assert_eq!(
+            matcher.find(target, none, body),
+            via_set.map(|i| m[i].as_str()),
+            "{target}"
+        );
     }
     assert_eq!(
         matcher.find_index(b"/a?b=%2527%2520or%25201%253D1", std::iter::empty(), b""),
@@ -953,6 +959,45 @@ async fn shutdown_is_bounded_with_a_stalled_request() {
         );
         assert!(in_flight.await.expect("task").is_err());
         assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_fault_over_tls_h1() {
+    bounded(async {
+        let mut config = TargetConfig {
+            tls: true,
+            ..TargetConfig::default()
+        };
+        config.faults.reset_share = 1.0;
+        let target = start_with(config).await;
+        let pem = target.cert_pem.clone().expect("certificate PEM");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            roots.add(cert.expect("PEM parses")).expect("trusted");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        client.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tcp = TcpStream::connect(target.addr).await.expect("connect");
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .expect("TLS handshake");
+        let (mut sender, conn) = http1::handshake(TokioIo::new(tls))
+            .await
+            .expect("h1 handshake");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        assert!(h1_send(&mut sender, get("/r")).await.is_err());
+        assert_eq!(target.stats().injected_resets, 1);
+        target.shutdown().await;
     })
     .await
 }

@@ -61,7 +61,10 @@ impl Endpoint {
             .ok_or_else(|| Error::flag("--target", format!("{url:?} has no host")))?
             .to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let host_for_lookup = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host_for_lookup = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host_for_lookup.as_str(), port))
             .await
             .map_err(|e| target_err(format!("cannot resolve {host}: {e}")))?
@@ -71,10 +74,16 @@ impl Endpoint {
         }
         let authority_text = match &profile.target.host {
             Some(h) => h.clone(),
-            None => uri.authority().map(|a| a.to_string()).unwrap_or(host.clone()),
+            None => uri
+                .authority()
+                .map(|a| a.to_string())
+                .unwrap_or(host.clone()),
         };
         let authority: Authority = authority_text.parse().map_err(|e| {
-            Error::flag("--host", format!("{authority_text:?} is not a valid host: {e}"))
+            Error::flag(
+                "--host",
+                format!("{authority_text:?} is not a valid host: {e}"),
+            )
         })?;
 
         let tls = if https {
@@ -107,10 +116,8 @@ impl Endpoint {
             timeout: profile.timeout,
             connections: profile.connections,
             streams_per_connection: profile.streams_per_connection,
-            request_id_header: http::HeaderName::from_bytes(
-                profile.request_id_header.as_bytes(),
-            )
-            .map_err(|e| Error::flag("--request-id-header", e.to_string()))?,
+            request_id_header: http::HeaderName::from_bytes(profile.request_id_header.as_bytes())
+                .map_err(|e| Error::flag("--request-id-header", e.to_string()))?,
         };
         // Preflight connection: proves reachability and learns the ALPN result.
         let probe = tokio::time::timeout(profile.timeout, endpoint.open())
@@ -306,8 +313,8 @@ impl Session for HttpSession {
             let timeout = self.endpoint.timeout;
             let result = match self.endpoint.version {
                 Negotiated::H1 => {
-                    let r = tokio::time::timeout(timeout, self.exchange_h1(request, request_id))
-                        .await;
+                    let r =
+                        tokio::time::timeout(timeout, self.exchange_h1(request, request_id)).await;
                     if r.is_err() {
                         // The connection is mid-request; it cannot be reused.
                         self.h1 = None;
@@ -362,7 +369,10 @@ impl HttpSession {
                 Err(e) => return outcome_error(map_hyper_error(&e)),
             }
         }
-        Outcome::failed(ErrorKind::Reset, "connection closed before the request was sent")
+        Outcome::failed(
+            ErrorKind::Reset,
+            "connection closed before the request was sent",
+        )
     }
 
     async fn exchange_h2(&mut self, planned: &PreparedRequest, id: HeaderValue) -> Outcome {
@@ -399,7 +409,10 @@ fn outcome_error(e: TransportError) -> Outcome {
 }
 
 /// Reads the whole body, keeping only a prefix; memory stays bounded for any body size.
-async fn read_response(response: http::Response<hyper::body::Incoming>, started: Instant) -> Outcome {
+async fn read_response(
+    response: http::Response<hyper::body::Incoming>,
+    started: Instant,
+) -> Outcome {
     let time_to_headers = started.elapsed();
     let status = response.status().as_u16();
     let upstream = response

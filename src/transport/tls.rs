@@ -34,9 +34,9 @@ pub fn client_config(
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(path) = ca_file {
             for cert in read_certificates(path)? {
-                roots.add(cert).map_err(|e| {
-                    Error::flag("--ca-file", format!("{}: {e}", path.display()))
-                })?;
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::flag("--ca-file", format!("{}: {e}", path.display())))?;
             }
         }
         builder.with_root_certificates(roots).with_no_client_auth()
@@ -62,8 +62,12 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Er
 /// The TLS server name: SNI override, else the URL host (IP addresses are allowed).
 pub fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
     let trimmed = name.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(trimmed.to_string())
-        .map_err(|e| Error::flag("--sni", format!("{name:?} is not a valid TLS server name: {e}")))
+    ServerName::try_from(trimmed.to_string()).map_err(|e| {
+        Error::flag(
+            "--sni",
+            format!("{name:?} is not a valid TLS server name: {e}"),
+        )
+    })
 }
 
 /// `insecure: true`: any certificate is accepted, signatures are still checked so the
