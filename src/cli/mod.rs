@@ -3,6 +3,7 @@
 
 pub mod corpus;
 pub mod demo;
+pub mod extproc;
 pub mod progress;
 pub mod run;
 pub mod target;

@@ -84,6 +84,8 @@ pub struct RunArgs {
     pub target: TargetFlags,
     #[command(flatten)]
     pub load: LoadFlags,
+    #[command(flatten)]
+    pub ext_proc: super::extproc::ExtProcFlags,
     /// Folder for run folders (default: results).
     #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,
@@ -145,6 +147,16 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
     args.target.apply_to(&mut overrides);
     args.load.apply_to(&mut overrides);
     overrides.results_dir = args.results_dir.clone();
+    let ext_proc = args
+        .ext_proc
+        .target(crate::transport::extproc::ProcessorTls {
+            insecure: args.target.insecure,
+            ca_file: args.target.ca_file.clone(),
+            sni: args.target.sni.clone(),
+        })?;
+    if ext_proc.is_some() && overrides.target.is_none() && args.profile.is_none() {
+        overrides.target = Some(super::extproc::DEFAULT_APPLICATION_URL.to_string());
+    }
     let (profile, origin) = resolve_profile(args.profile.as_ref(), &overrides)?;
     let (cancel, signal) = super::cancel_on_signals();
     let options = RunOptions {
@@ -153,7 +165,10 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
         progress: !args.quiet && !args.json,
         shard: None,
     };
-    let outcome = run(&profile, &options, cancel).await?;
+    let outcome = match &ext_proc {
+        Some(x) => crate::run::extproc::run_ext_proc(&profile, &options, x, cancel).await?,
+        None => run(&profile, &options, cancel).await?,
+    };
     print_outcome(&outcome, args.quiet, args.json);
     Ok(exit_code_after_run(
         &outcome.summary,

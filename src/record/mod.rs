@@ -2,6 +2,7 @@
 //! per-request records. One recorder thread owns all of it; nothing per request stays in
 //! memory. It never decides what a response means (that is the classifier's job).
 
+pub mod extproc;
 mod records;
 
 pub use records::{read_records, RecordLine, RecordWriter, RECORDS_FILE};
@@ -74,6 +75,8 @@ pub struct Recorded {
     pub first_intended: Option<Duration>,
     pub last_done: Option<Duration>,
     pub records_written: u64,
+    /// Direct ext_proc mode only: per-phase round trips and decisions.
+    pub ext_proc: Option<Box<extproc::ExtProcRecorded>>,
 }
 
 impl Recorded {
@@ -95,6 +98,7 @@ impl Recorded {
             first_intended: None,
             last_done: None,
             records_written: 0,
+            ext_proc: None,
         }
     }
 
@@ -214,6 +218,9 @@ impl Recorder {
         if c.flags.block_page {
             r.block_pages += 1;
         }
+        if let Some(d) = &c.ext_proc {
+            r.ext_proc.get_or_insert_with(Default::default).record(d);
+        }
         r.body_bytes += c.body_len;
         r.first_intended = Some(
             r.first_intended
@@ -242,6 +249,7 @@ impl Recorder {
                 up: c.upstream_us,
                 xp: c.flags.ext_proc_error.then_some(true),
                 reason: None,
+                xp_detail: c.ext_proc.as_deref().map(extproc::ExtProcLine::of),
             })?;
             r.records_written += 1;
         }

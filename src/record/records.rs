@@ -35,6 +35,9 @@ pub struct RecordLine {
     pub xp: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Direct ext_proc mode: deciding phase and per-phase round trips.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xp_detail: Option<super::extproc::ExtProcLine>,
 }
 
 impl RecordLine {
@@ -51,6 +54,7 @@ impl RecordLine {
             up: None,
             xp: None,
             reason: Some(reason.to_string()),
+            xp_detail: None,
         }
     }
 }

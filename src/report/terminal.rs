@@ -174,6 +174,7 @@ pub fn render(summary: &Summary, dir: &std::path::Path) -> String {
             );
         }
     }
+    out.push_str(&super::extproc::render(summary));
     let l = &summary.lateness;
     if summary.run.mode == "open" {
         let _ = writeln!(

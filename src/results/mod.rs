@@ -4,9 +4,11 @@
 //! (HdrHistogram interval log, µs) and `requests.jsonl.zst` (one record per request).
 //! Every file is written atomically. Later verbs read these; they never re-run.
 
+mod extproc;
 mod summary;
 mod write;
 
+pub use extproc::ExtProcSummary;
 pub use summary::*;
 pub use write::{
     write_atomic, write_run, HISTOGRAMS_FILE, SERIES_FILE, SOURCES_FILE, SUMMARY_FILE,

@@ -175,6 +175,9 @@ pub struct Summary {
     pub hints: Vec<String>,
     pub records: u64,
     pub response_body_bytes: u64,
+    /// Direct ext_proc runs: per-phase processor latency and where decisions fell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext_proc: Option<super::ExtProcSummary>,
 }
 
 /// Per-second numbers (by intended send second) for the time-series charts.
@@ -433,6 +436,7 @@ impl Summary {
             hints: Vec::new(),
             records: recorded.records_written,
             response_body_bytes: recorded.body_bytes,
+            ext_proc: recorded.ext_proc.as_deref().map(super::ExtProcSummary::of),
         };
         summary.hints = hints_of(&summary);
         let _ = micros;

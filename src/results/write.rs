@@ -81,6 +81,14 @@ fn histogram_log(recorded: &Recorded, started: SystemTime) -> Result<Vec<u8>, Er
         tagged.push(("lateness", &recorded.lateness));
         tagged.push(("upstream", &recorded.upstream));
         tagged.push(("gateway", &recorded.gateway));
+        if let Some(x) = &recorded.ext_proc {
+            // Tags "ext_proc.request_headers", … so phase histograms can be merged later.
+            for (name, h) in &x.histograms {
+                if !h.is_empty() {
+                    tagged.push((EXT_PROC_TAGS[tag_index(name)], h));
+                }
+            }
+        }
         for (name, h) in tagged {
             writer
                 .write_histogram(h, Duration::ZERO, whole, Tag::new(name))
@@ -98,6 +106,24 @@ fn histogram_log(recorded: &Recorded, started: SystemTime) -> Result<Vec<u8>, Er
         }
     }
     Ok(buf)
+}
+
+/// hlog tags of the ext_proc phase histograms, same order as `PHASE_HISTOGRAMS`.
+const EXT_PROC_TAGS: [&str; 7] = [
+    "ext_proc.request_headers",
+    "ext_proc.request_body",
+    "ext_proc.request_body_phase",
+    "ext_proc.response_headers",
+    "ext_proc.response_body",
+    "ext_proc.response_body_phase",
+    "ext_proc.processor_total",
+];
+
+fn tag_index(name: &str) -> usize {
+    crate::record::extproc::PHASE_HISTOGRAMS
+        .iter()
+        .position(|n| *n == name)
+        .unwrap_or(EXT_PROC_TAGS.len() - 1)
 }
 
 /// Reads the whole-run histograms back, by tag.

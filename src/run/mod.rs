@@ -1,6 +1,8 @@
 //! One run end to end: profile → corpus → plan → preflight → scheduler/workers →
 //! recorder → results folder. The only place that wires the stages together.
 
+pub mod extproc;
+
 use crate::corpus::load_corpus;
 use crate::error::Error;
 use crate::plan::{Mix, Plan};

@@ -38,6 +38,8 @@ pub struct Completion {
     pub error: Option<ErrorKind>,
     pub upstream_us: Option<u64>,
     pub body_len: u64,
+    /// Direct ext_proc mode: the exchange's phases.
+    pub ext_proc: Option<Box<crate::transport::extproc::ExtProcDetail>>,
 }
 
 /// Live counters for the progress display; updated by workers and the recorder.
@@ -302,6 +304,7 @@ async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) ->
         error,
         upstream_us: outcome.upstream_service_time_us,
         body_len: outcome.body_len,
+        ext_proc: outcome.ext_proc,
     };
     ctx.completions.send_async(completion).await.is_ok()
 }

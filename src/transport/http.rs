@@ -449,6 +449,7 @@ async fn read_response(
         body_len: len,
         upstream_service_time_us: upstream,
         time_to_headers: Some(time_to_headers),
+        ext_proc: None,
     }
 }
 

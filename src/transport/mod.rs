@@ -2,6 +2,7 @@
 //! timings or the transport error). It never classifies and never records.
 //! `http` speaks HTTP/1.1 and HTTP/2 over TCP or rustls.
 
+pub mod extproc;
 pub mod http;
 pub mod tls;
 
@@ -76,6 +77,8 @@ pub struct Outcome {
     pub upstream_service_time_us: Option<u64>,
     /// Time from the actual send to the response headers.
     pub time_to_headers: Option<Duration>,
+    /// Direct ext_proc mode: which phase decided and each phase's round trips.
+    pub ext_proc: Option<Box<extproc::ExtProcDetail>>,
 }
 
 impl Outcome {
