@@ -35,6 +35,8 @@
 
 mod behaviour;
 mod duration_serde;
+pub mod extproc;
+pub mod gateway;
 mod markers;
 mod server;
 #[cfg(test)]

@@ -258,6 +258,8 @@ pub enum Verdict {
         code: i32,
         message: String,
         connect: bool,
+        /// The processor reset the HTTP/2 stream (RST_STREAM) instead of answering.
+        reset: bool,
     },
     Protocol(String),
 }
@@ -288,10 +290,20 @@ impl Verdict {
         let message = one_line(status.message());
         let connect = status.code() == tonic::Code::Unavailable
             && (message.contains("onnect") || message.contains("refused"));
+        let mut reset = false;
+        let mut source: Option<&(dyn std::error::Error + 'static)> =
+            std::error::Error::source(status);
+        while let Some(e) = source {
+            if let Some(h2e) = e.downcast_ref::<h2::Error>() {
+                reset |= h2e.is_reset();
+            }
+            source = e.source();
+        }
         Verdict::Error {
             code: status.code() as i32,
             message,
             connect,
+            reset,
         }
     }
 }
@@ -618,6 +630,7 @@ fn closed_sender() -> Verdict {
         code: tonic::Code::Unavailable as i32,
         message: "the gRPC stream closed while sending".into(),
         connect: false,
+        reset: false,
     }
 }
 
@@ -1034,20 +1047,14 @@ pub struct ExtProcSession {
 }
 
 impl Session for ExtProcSession {
-    fn send<'a>(
-        &'a mut self,
-        request: &'a PreparedRequest,
-        request_id: HeaderValue,
-    ) -> impl std::future::Future<Output = Outcome> + Send + 'a {
-        async move {
-            let timeout = self.shared.timeout;
-            match tokio::time::timeout(timeout, self.exchange(request, request_id)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Outcome::failed(
-                    ErrorKind::Timeout,
-                    format!("no ext_proc decision within {timeout:?}"),
-                ),
-            }
+    async fn send(&mut self, request: &PreparedRequest, request_id: HeaderValue) -> Outcome {
+        let timeout = self.shared.timeout;
+        match tokio::time::timeout(timeout, self.exchange(request, request_id)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::failed(
+                ErrorKind::Timeout,
+                format!("no ext_proc decision within {timeout:?}"),
+            ),
         }
     }
 }
@@ -1110,9 +1117,11 @@ pub fn outcome_of(
             code,
             message,
             connect,
+            reset,
         } => {
             let kind = match tonic::Code::from_i32(code) {
                 _ if connect => ErrorKind::Connect,
+                _ if reset => ErrorKind::Reset,
                 tonic::Code::Unavailable | tonic::Code::Cancelled => ErrorKind::Reset,
                 tonic::Code::DeadlineExceeded => ErrorKind::Timeout,
                 _ => ErrorKind::Protocol,
@@ -1189,6 +1198,7 @@ mod tests {
                 code: 14,
                 message: "x".into(),
                 connect: true,
+                reset: false,
             },
             &s,
             d,
