@@ -1,0 +1,236 @@
+//! The seed's topology on loopback: wafload (HTTP) → gateway emulation → calibration
+//! ext_proc processor → calibration HTTP target as the upstream application.
+
+#[path = "support/extproc.rs"]
+mod support;
+
+use std::time::Duration;
+use support::*;
+use wafload::run::{run, RunOptions};
+use wafload::target::extproc::{start_ext_proc, ExtProcTargetConfig, ProcessorFault};
+use wafload::target::gateway::{start_gateway, GatewayConfig, RunningGateway};
+use wafload::target::{self, Delay, TargetConfig};
+use wafload::transport::extproc::{BodyMode, ExtProcSettings};
+
+async fn upstream(delay: Duration) -> target::RunningTarget {
+    target::start(TargetConfig {
+        markers: vec![],
+        delay: Delay::Fixed(delay),
+        ..TargetConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn gateway(ext_proc: String, upstream: String, mode: BodyMode) -> RunningGateway {
+    start_gateway(GatewayConfig {
+        ext_proc,
+        upstream,
+        settings: ExtProcSettings {
+            request_body_mode: mode,
+            response_body_mode: mode,
+            ..ExtProcSettings::default()
+        },
+        ..GatewayConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn http_run(
+    url: &str,
+    corpus: &std::path::Path,
+    results: &std::path::Path,
+    n: u64,
+) -> wafload::run::RunOutcome {
+    let mut p = profile(corpus, results, n, 1);
+    p.target.url = url.to_string();
+    run(
+        &p,
+        &RunOptions {
+            origin: "test".into(),
+            ..RunOptions::default()
+        },
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("HTTP run through the gateway emulation")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_service_time_decomposition_recovers_the_processor_delay() {
+    let app = upstream(Duration::from_millis(5)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = benign_body_corpus(tmp.path(), 1000);
+    let mut gateway_p50 = Vec::new();
+    for (i, (headers, body)) in [(0, 0), (2, 3)].into_iter().enumerate() {
+        let proc = start_ext_proc(ExtProcTargetConfig {
+            request_headers_delay: Duration::from_millis(headers),
+            request_body_delay: Duration::from_millis(body),
+            ..ExtProcTargetConfig::default()
+        })
+        .await
+        .unwrap();
+        let gw = gateway(
+            proc.url(),
+            format!("http://{}", app.addr),
+            BodyMode::Buffered,
+        )
+        .await;
+        let out = http_run(&gw.url(), &corpus, &tmp.path().join(i.to_string()), 60).await;
+        assert_eq!(out.summary.counts["passed"], 60);
+        let up = out
+            .summary
+            .upstream
+            .as_ref()
+            .expect("x-envoy-upstream-service-time seen");
+        let (u, g) = (&up["upstream"], &up["gateway"]);
+        eprintln!(
+            "processor {headers}+{body} ms: upstream p50 {} µs, total - upstream p50 {} µs",
+            u.p50, g.p50
+        );
+        // The upstream sleeps 5 ms on tokio's 1 ms timer; the header holds whole ms.
+        assert!((5000..=7000).contains(&u.p50), "upstream p50 {}", u.p50);
+        assert_eq!(gw.stats().forwarded, 60);
+        assert_eq!(proc.stats().request_body, 60);
+        gateway_p50.push(g.p50);
+        gw.shutdown().await;
+        proc.shutdown().await;
+    }
+    // total - upstream grows by the processor's 2 + 3 ms (±1 ms: the header's whole-ms
+    // truncation and the upstream timer's jitter land on this side of the split).
+    let recovered = gateway_p50[1] as i64 - gateway_p50[0] as i64;
+    assert!(
+        (4000..=6000).contains(&recovered),
+        "recovered {recovered} µs of 5000"
+    );
+    assert!(gateway_p50[1] >= 5000, "{gateway_p50:?}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_blocked_by_the_processor_and_streamed_chunks_through_the_gateway() {
+    let app = upstream(Duration::ZERO).await;
+    let proc = start_ext_proc(ExtProcTargetConfig::default())
+        .await
+        .unwrap();
+    let gw = gateway(
+        proc.url(),
+        format!("http://{}", app.addr),
+        BodyMode::Streamed,
+    )
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    let mut body = "a".repeat(40 * 1024);
+    body.replace_range(33_000..33_007, "<script");
+    write_case(&corpus, "calib-attacks", "deep", &body);
+    write_case(&corpus, "calib-false-pos", "big", &"b".repeat(1 << 20));
+    let out = http_run(&gw.url(), &corpus, tmp.path(), 10).await;
+    assert_eq!(out.summary.counts["blocked"], 5);
+    assert_eq!(out.summary.counts["passed"], 5);
+    let s = proc.stats();
+    // 16 KiB chunks: the attack is blocked at chunk 3 (bytes 32768..49151).
+    assert_eq!(s.blocked_at_body, 5);
+    assert_eq!(s.request_body, 5 * 3 + 5 * 64);
+    assert_eq!(
+        app.stats().requests,
+        5,
+        "blocked requests never reach the upstream"
+    );
+    gw.shutdown().await;
+    proc.shutdown().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_or_http1_processor_is_ext_proc_error_14() {
+    let app = upstream(Duration::ZERO).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = benign_body_corpus(tmp.path(), 100);
+
+    // Nothing listens on the processor port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("grpc://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let gw = gateway(dead, format!("http://{}", app.addr), BodyMode::Buffered).await;
+    let out = http_run(&gw.url(), &corpus, &tmp.path().join("a"), 5).await;
+    assert_eq!(out.summary.statuses["500"], 5);
+    assert_eq!(out.summary.ext_proc_errors, 5);
+    assert!(out.summary.hints.iter().any(|h| h.contains("ext_proc")));
+    gw.shutdown().await;
+
+    // A processor port that speaks HTTP/1.1 only (what a mesh does to an undeclared gRPC port).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let h1 = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for _ in 0..50 {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    let gw = gateway(
+        format!("grpc://{h1}"),
+        format!("http://{}", app.addr),
+        BodyMode::Buffered,
+    )
+    .await;
+    let out = http_run(&gw.url(), &corpus, &tmp.path().join("b"), 5).await;
+    assert_eq!(out.summary.statuses["500"], 5, "{:?}", out.summary.statuses);
+    assert_eq!(out.summary.ext_proc_errors, 5);
+    assert_eq!(app.stats().requests, 0);
+    gw.shutdown().await;
+    server.abort();
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_timeout_is_504_and_413_over_the_buffer_limit() {
+    let app = upstream(Duration::ZERO).await;
+    let proc = start_ext_proc(ExtProcTargetConfig {
+        fault: Some(ProcessorFault::Stall),
+        stall_for: Duration::from_millis(300),
+        ..ExtProcTargetConfig::default()
+    })
+    .await
+    .unwrap();
+    let gw = gateway(
+        proc.url(),
+        format!("http://{}", app.addr),
+        BodyMode::Buffered,
+    )
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = benign_body_corpus(tmp.path(), 100);
+    let out = http_run(&gw.url(), &corpus, &tmp.path().join("a"), 3).await;
+    assert_eq!(out.summary.statuses["504"], 3);
+    assert_eq!(gw.stats().message_timeouts, 3);
+    gw.shutdown().await;
+    proc.shutdown().await;
+
+    let proc = start_ext_proc(ExtProcTargetConfig::default())
+        .await
+        .unwrap();
+    let gw = gateway(
+        proc.url(),
+        format!("http://{}", app.addr),
+        BodyMode::Buffered,
+    )
+    .await;
+    let tmp2 = tempfile::tempdir().unwrap();
+    let corpus = benign_body_corpus(tmp2.path(), (1 << 20) + 1);
+    let out = http_run(&gw.url(), &corpus, tmp2.path(), 3).await;
+    assert_eq!(out.summary.statuses["413"], 3);
+    gw.shutdown().await;
+    proc.shutdown().await;
+    app.shutdown().await;
+}
