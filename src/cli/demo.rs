@@ -37,6 +37,13 @@ pub struct DemoArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run the ext_proc topology instead: wafload → gateway EMULATION → calibration ext_proc
+    /// processor (the WAF) → calibration target as the application, all on loopback.
+    #[arg(long)]
+    pub ext_proc: bool,
+    /// With --ext-proc: the body mode the gateway emulation uses.
+    #[arg(long, value_enum, default_value_t = crate::transport::extproc::BodyMode::Buffered, value_name = "MODE")]
+    pub body_mode: crate::transport::extproc::BodyMode,
 }
 
 /// Writes the embedded corpus into `dir` (a temporary folder) and returns its root.
@@ -61,6 +68,9 @@ fn write_dir(d: &Dir<'_>, root: &Path) -> Result<(), Error> {
 }
 
 pub async fn execute(args: DemoArgs) -> Result<u8, Error> {
+    if args.ext_proc {
+        return super::extproc_demo::execute(args).await;
+    }
     let delay = match args.target_delay {
         Some(d) => Delay::Fixed(d),
         None => Delay::Uniform {

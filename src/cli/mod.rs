@@ -4,6 +4,8 @@
 pub mod corpus;
 pub mod demo;
 pub mod extproc;
+pub mod extproc_demo;
+pub mod extproc_target;
 pub mod progress;
 pub mod run;
 pub mod target;

@@ -53,9 +53,14 @@ pub struct TargetArgs {
     /// Seed for delays and fault draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    #[command(flatten)]
+    pub ext_proc: super::extproc_target::ExtProcTargetFlags,
 }
 
 pub async fn execute(args: TargetArgs) -> Result<u8, Error> {
+    if args.ext_proc.wanted() {
+        return super::extproc_target::execute(&args).await;
+    }
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
