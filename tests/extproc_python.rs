@@ -49,7 +49,10 @@ fn start_python() -> Option<PythonProcessor> {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if let Some(addr) = line.strip_prefix("LISTENING ") {
                 let _ = tx.send(addr.to_string());
                 return;
@@ -94,12 +97,20 @@ async fn direct_mode_interoperates_with_a_python_processor() {
     )
     .unwrap();
 
-    for (i, mode) in [BodyMode::Buffered, BodyMode::Streamed].into_iter().enumerate() {
+    for (i, mode) in [BodyMode::Buffered, BodyMode::Streamed]
+        .into_iter()
+        .enumerate()
+    {
         let p = profile(&corpus, &tmp.path().join(i.to_string()), 30, 2);
         let out = run_direct(&p, &url, settings(mode, 2048), ProcessorTls::default()).await;
         let s = &out.summary;
         let x = s.ext_proc.as_ref().unwrap();
-        eprintln!("{mode:?}: {:?} {:?} {:?}", s.counts, x.blocked_at, x.phases.keys());
+        eprintln!(
+            "{mode:?}: {:?} {:?} {:?}",
+            s.counts,
+            x.blocked_at,
+            x.phases.keys()
+        );
         // 3 corpus requests, 10 passes each: benign passes, both attacks are blocked.
         assert_eq!(s.counts["passed"], 10, "{mode:?}");
         assert_eq!(s.counts["blocked"], 20, "{mode:?}");

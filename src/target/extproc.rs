@@ -70,7 +70,7 @@ pub struct ExtProcTargetConfig {
     pub response_headers_delay: Duration,
     #[serde(with = "duration_serde")]
     pub response_body_delay: Duration,
-    /// Never block: always CONTINUE, log would-blocks to `log_path`.
+    /// Never block: always CONTINUE, log the first would-block of each stream to `log_path`.
     pub monitoring: bool,
     /// JSON lines `{"ts", "id", "rule": "marker", "marker", "phase", "would_block", "action"}`.
     pub log_path: Option<PathBuf>,
@@ -446,8 +446,15 @@ impl State {
         }
     }
 
-    /// A marker hit: the block reply, or `None` (logged) in monitoring mode.
-    fn hit(&self, request_id: &str, marker_index: usize, at: Where) -> Option<ProcessingResponse> {
+    /// A marker hit: the block reply, or `None` in monitoring mode, where only the first
+    /// hit of a stream is counted and logged (one would-block per request).
+    fn hit(
+        &self,
+        request_id: &str,
+        marker_index: usize,
+        at: Where,
+        already_logged: &mut bool,
+    ) -> Option<ProcessingResponse> {
         let marker = self
             .config
             .markers
@@ -455,8 +462,10 @@ impl State {
             .map(String::as_str)
             .unwrap_or("");
         if self.config.monitoring {
-            bump(&self.counters.would_block);
-            self.log_hit(request_id, marker, at, "log");
+            if !std::mem::replace(already_logged, true) {
+                bump(&self.counters.would_block);
+                self.log_hit(request_id, marker, at, "log");
+            }
             return None;
         }
         bump(&self.counters.blocked);
@@ -482,6 +491,7 @@ async fn serve_stream(
     let c = &state.config;
     let mut request_id = String::new();
     let mut body_chunks = 0u32;
+    let mut logged = false;
     let mut tail: Vec<u8> = Vec::new();
     let mut first = Some(arrived);
     let mut last_reply = arrived;
@@ -535,7 +545,7 @@ async fn serve_stream(
                     }
                 }
                 let found = state.matcher.find_index(target, values, b"");
-                match found.and_then(|i| state.hit(&request_id, i, Where::Headers)) {
+                match found.and_then(|i| state.hit(&request_id, i, Where::Headers, &mut logged)) {
                     Some(block) => (c.request_headers_delay, block, true),
                     None => (
                         c.request_headers_delay,
@@ -554,7 +564,9 @@ async fn serve_stream(
                 let found = state.matcher.find_index(b"", std::iter::empty(), &haystack);
                 let keep = haystack.len().min(state.window);
                 tail = haystack.split_off(haystack.len() - keep);
-                match found.and_then(|i| state.hit(&request_id, i, Where::Body(body_chunks))) {
+                match found
+                    .and_then(|i| state.hit(&request_id, i, Where::Body(body_chunks), &mut logged))
+                {
                     Some(block) => (c.request_body_delay, block, true),
                     None => (
                         c.request_body_delay,
