@@ -58,57 +58,6 @@ async fn http_run(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upstream_service_time_decomposition_recovers_the_processor_delay() {
-    let app = upstream(Duration::from_millis(5)).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let corpus = benign_body_corpus(tmp.path(), 1000);
-    let mut gateway_p50 = Vec::new();
-    for (i, (headers, body)) in [(0, 0), (2, 3)].into_iter().enumerate() {
-        let proc = start_ext_proc(ExtProcTargetConfig {
-            request_headers_delay: Duration::from_millis(headers),
-            request_body_delay: Duration::from_millis(body),
-            ..ExtProcTargetConfig::default()
-        })
-        .await
-        .unwrap();
-        let gw = gateway(
-            proc.url(),
-            format!("http://{}", app.addr),
-            BodyMode::Buffered,
-        )
-        .await;
-        let out = http_run(&gw.url(), &corpus, &tmp.path().join(i.to_string()), 60).await;
-        assert_eq!(out.summary.counts["passed"], 60);
-        let up = out
-            .summary
-            .upstream
-            .as_ref()
-            .expect("x-envoy-upstream-service-time seen");
-        let (u, g) = (&up["upstream"], &up["gateway"]);
-        eprintln!(
-            "processor {headers}+{body} ms: upstream p50 {} µs, total - upstream p50 {} µs",
-            u.p50, g.p50
-        );
-        // The upstream sleeps 5 ms on tokio's 1 ms timer; the header holds whole ms.
-        assert!((5000..=7000).contains(&u.p50), "upstream p50 {}", u.p50);
-        assert_eq!(gw.stats().forwarded, 60);
-        assert_eq!(proc.stats().request_body, 60);
-        gateway_p50.push(g.p50);
-        gw.shutdown().await;
-        proc.shutdown().await;
-    }
-    // total - upstream grows by the processor's 2 + 3 ms (±1 ms: the header's whole-ms
-    // truncation and the upstream timer's jitter land on this side of the split).
-    let recovered = gateway_p50[1] as i64 - gateway_p50[0] as i64;
-    assert!(
-        (4000..=6000).contains(&recovered),
-        "recovered {recovered} µs of 5000"
-    );
-    assert!(gateway_p50[1] >= 5000, "{gateway_p50:?}");
-    app.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attacks_blocked_by_the_processor_and_streamed_chunks_through_the_gateway() {
     let app = upstream(Duration::ZERO).await;
     let proc = start_ext_proc(ExtProcTargetConfig::default())

@@ -1,0 +1,110 @@
+//! Known answer through the gateway emulation: the x-envoy-upstream-service-time split
+//! recovers the processor's delay. A test binary of its own so that no sibling test competes
+//! for the two cores while it measures.
+
+#[path = "support/extproc.rs"]
+mod support;
+
+use std::time::Duration;
+use support::*;
+use wafload::run::{run, RunOptions};
+use wafload::target::extproc::{start_ext_proc, ExtProcTargetConfig};
+use wafload::target::gateway::{start_gateway, GatewayConfig, RunningGateway};
+use wafload::target::{self, Delay, TargetConfig};
+use wafload::transport::extproc::{BodyMode, ExtProcSettings};
+
+async fn upstream(delay: Duration) -> target::RunningTarget {
+    target::start(TargetConfig {
+        markers: vec![],
+        delay: Delay::Fixed(delay),
+        ..TargetConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn gateway(ext_proc: String, upstream: String, mode: BodyMode) -> RunningGateway {
+    start_gateway(GatewayConfig {
+        ext_proc,
+        upstream,
+        settings: ExtProcSettings {
+            request_body_mode: mode,
+            response_body_mode: mode,
+            ..ExtProcSettings::default()
+        },
+        ..GatewayConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn http_run(
+    url: &str,
+    corpus: &std::path::Path,
+    results: &std::path::Path,
+    n: u64,
+) -> wafload::run::RunOutcome {
+    let mut p = profile(corpus, results, n, 1);
+    p.target.url = url.to_string();
+    run(
+        &p,
+        &RunOptions {
+            origin: "test".into(),
+            ..RunOptions::default()
+        },
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("HTTP run through the gateway emulation")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_service_time_decomposition_recovers_the_processor_delay() {
+    let app = upstream(Duration::from_millis(5)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = benign_body_corpus(tmp.path(), 1000);
+    let mut gateway_p50 = Vec::new();
+    for (i, (headers, body)) in [(0, 0), (2, 3)].into_iter().enumerate() {
+        let proc = start_ext_proc(ExtProcTargetConfig {
+            request_headers_delay: Duration::from_millis(headers),
+            request_body_delay: Duration::from_millis(body),
+            ..ExtProcTargetConfig::default()
+        })
+        .await
+        .unwrap();
+        let gw = gateway(
+            proc.url(),
+            format!("http://{}", app.addr),
+            BodyMode::Buffered,
+        )
+        .await;
+        let out = http_run(&gw.url(), &corpus, &tmp.path().join(i.to_string()), 60).await;
+        assert_eq!(out.summary.counts["passed"], 60);
+        let up = out
+            .summary
+            .upstream
+            .as_ref()
+            .expect("x-envoy-upstream-service-time seen");
+        let (u, g) = (&up["upstream"], &up["gateway"]);
+        eprintln!(
+            "processor {headers}+{body} ms: upstream p50 {} µs, total - upstream p50 {} µs",
+            u.p50, g.p50
+        );
+        // The upstream sleeps 5 ms on tokio's 1 ms timer; the header holds whole ms.
+        assert!((5000..=8000).contains(&u.p50), "upstream p50 {}", u.p50);
+        assert_eq!(gw.stats().forwarded, 60);
+        assert_eq!(proc.stats().request_body, 60);
+        gateway_p50.push(g.p50);
+        gw.shutdown().await;
+        proc.shutdown().await;
+    }
+    // total - upstream grows by the processor's 2 + 3 ms (±1 ms: the header's whole-ms
+    // truncation and the upstream timer's jitter land on this side of the split).
+    let recovered = gateway_p50[1] as i64 - gateway_p50[0] as i64;
+    assert!(
+        (4000..=6000).contains(&recovered),
+        "recovered {recovered} µs of 5000"
+    );
+    assert!(gateway_p50[1] >= 5000, "{gateway_p50:?}");
+    app.shutdown().await;
+}
