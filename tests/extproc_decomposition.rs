@@ -102,7 +102,7 @@ async fn upstream_service_time_decomposition_recovers_the_processor_delay() {
     // truncation and the upstream timer's jitter land on this side of the split).
     let recovered = gateway_p50[1] as i64 - gateway_p50[0] as i64;
     assert!(
-        (4000..=6000).contains(&recovered),
+        (4000..=6500).contains(&recovered),
         "recovered {recovered} µs of 5000"
     );
     assert!(gateway_p50[1] >= 5000, "{gateway_p50:?}");
