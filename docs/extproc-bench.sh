@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W="${1:-target/release/wafload}"
 OUT="${OUT:-$(mktemp -d /tmp/wafload-extproc-bench.XXXXXX)}"
+mkdir -p "$OUT"
 DUR="${DUR:-10s}"
 PY=tests/python/.venv/bin/python
 pids=()
