@@ -62,9 +62,21 @@ fn profile_errors_name_file_line_and_field() {
 fn bad_flags_name_the_flag() {
     let out = wafload(&["run", "--target", "http://127.0.0.1:9/", "--rate", "0"]);
     assert_input_error(&out, "--rate");
-    let out = wafload(&["run", "--target", "http://127.0.0.1:9/", "--benign-share", "2"]);
+    let out = wafload(&[
+        "run",
+        "--target",
+        "http://127.0.0.1:9/",
+        "--benign-share",
+        "2",
+    ]);
     assert_input_error(&out, "--benign-share");
-    let out = wafload(&["run", "--target", "ftp://127.0.0.1/", "--corpus", "payloads"]);
+    let out = wafload(&[
+        "run",
+        "--target",
+        "ftp://127.0.0.1/",
+        "--corpus",
+        "payloads",
+    ]);
     assert_input_error(&out, "--target");
     let out = wafload(&["run", "--corpus", "payloads"]);
     assert_input_error(&out, "--target");
@@ -120,16 +132,34 @@ fn untrusted_certificate_is_a_clear_tls_error_and_insecure_works() {
     let results = tempfile::tempdir().unwrap();
     let dir = results.path().to_str().unwrap();
     let out = wafload(&[
-        "run", "--target", &target.url, "--corpus", "tests/fixtures/known", "--results-dir", dir,
+        "run",
+        "--target",
+        &target.url,
+        "--corpus",
+        "tests/fixtures/known",
+        "--results-dir",
+        dir,
     ]);
     assert_input_error(&out, "TLS");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("certificate"), "{stderr}");
     let out = wafload(&[
-        "run", "--target", &target.url, "--corpus", "tests/fixtures/known", "--results-dir", dir,
-        "--insecure", "--quiet",
+        "run",
+        "--target",
+        &target.url,
+        "--corpus",
+        "tests/fixtures/known",
+        "--results-dir",
+        dir,
+        "--insecure",
+        "--quiet",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run_dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let summary = wafload::results::load_summary(Path::new(&run_dir)).unwrap();
     assert_eq!(summary.run.protocol, "h2", "ALPN should pick h2 over TLS");
@@ -143,8 +173,19 @@ fn sigint_stops_the_run_and_leaves_valid_partial_results() {
     let out_dir = results.path().join("run");
     let mut child = Command::new(env!("CARGO_BIN_EXE_wafload"))
         .args([
-            "run", "--target", &target.url, "--corpus", "payloads", "--benign-share", "0.5",
-            "--rate", "100", "--duration", "60s", "--quiet", "--out",
+            "run",
+            "--target",
+            &target.url,
+            "--corpus",
+            "payloads",
+            "--benign-share",
+            "0.5",
+            "--rate",
+            "100",
+            "--duration",
+            "60s",
+            "--quiet",
+            "--out",
         ])
         .arg(&out_dir)
         .current_dir(manifest_dir())
@@ -161,13 +202,20 @@ fn sigint_stops_the_run_and_leaves_valid_partial_results() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "run did not stop");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "run did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(130));
     let summary = wafload::results::load_summary(&out_dir).unwrap();
     assert_eq!(summary.run.interrupted.as_deref(), Some("interrupted"));
-    assert!(summary.sent >= 100 && summary.sent <= 300, "sent {}", summary.sent);
+    assert!(
+        summary.sent >= 100 && summary.sent <= 300,
+        "sent {}",
+        summary.sent
+    );
     assert_eq!(summary.records, summary.sent);
     let records = wafload::record::read_records(&out_dir).unwrap();
     assert_eq!(records.len() as u64, summary.sent);

@@ -77,8 +77,15 @@ async fn fixed_delay_bounds_the_median_latency() {
     let all = &s.latency["all"];
     assert_eq!(all.count, 200);
     let p50 = ms(all.p50);
-    assert!((20.0..=25.0).contains(&p50), "p50 {p50} ms outside [D, D+5ms]");
-    assert!(ms(all.min) >= 20.0, "min {} ms below the injected delay", ms(all.min));
+    assert!(
+        (20.0..=25.0).contains(&p50),
+        "p50 {p50} ms outside [D, D+5ms]"
+    );
+    assert!(
+        ms(all.min) >= 20.0,
+        "min {} ms below the injected delay",
+        ms(all.min)
+    );
     target.shutdown().await;
 }
 
@@ -98,8 +105,18 @@ async fn open_loop_rate_is_accurate_at_500_per_second() {
         "sent {} achieved {:.2} req/s, late {} (p99 wait {} µs)",
         s.sent, s.achieved_rate, s.lateness.late, s.lateness.p99_us
     );
-    assert!(err_count <= 0.01, "count {} off by {:.2} %", s.sent, err_count * 100.0);
-    assert!(err_rate <= 0.01, "rate {} off by {:.2} %", s.achieved_rate, err_rate * 100.0);
+    assert!(
+        err_count <= 0.01,
+        "count {} off by {:.2} %",
+        s.sent,
+        err_count * 100.0
+    );
+    assert!(
+        err_rate <= 0.01,
+        "rate {} off by {:.2} %",
+        s.achieved_rate,
+        err_rate * 100.0
+    );
     assert_eq!(target.stats().requests, s.sent);
     // The benign share is exact: 2500 benign slots.
     assert_eq!(s.detection.benign.total(), 2500);
@@ -138,7 +155,11 @@ async fn a_one_second_stall_shows_in_p99_without_coordinated_omission() {
     );
     assert_eq!(all.count, 1000);
     // 200 of 1000 requests fall in the stall and wait up to 1 s: p90 and p99 show it.
-    assert!(ms(all.p99) >= 500.0, "p99 {} ms hides the stall", ms(all.p99));
+    assert!(
+        ms(all.p99) >= 500.0,
+        "p99 {} ms hides the stall",
+        ms(all.p99)
+    );
     assert!(ms(all.max) >= 900.0, "max {} ms", ms(all.max));
     assert!(ms(all.p50) < 50.0, "p50 {} ms", ms(all.p50));
     target.shutdown().await;

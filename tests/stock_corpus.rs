@@ -22,13 +22,23 @@ async fn every_stock_request_is_built_and_sent_once() {
     let s = run_profile(&p).await.summary;
     assert_eq!(s.sent, 820);
     assert_eq!(s.unsupported.get("gRPC"), Some(&2));
-    assert_eq!(s.count(wafload::classify::Class::Failed), 0, "{:?}", s.errors);
+    assert_eq!(
+        s.count(wafload::classify::Class::Failed),
+        0,
+        "{:?}",
+        s.errors
+    );
     assert_eq!(s.count(wafload::classify::Class::Unsendable), 0);
     let seen = target.stats();
     assert_eq!(seen.requests, 820);
     // non-crud.yml sends 2 payloads with the custom method CUST.
-    assert_eq!(seen.by_method.get("OTHER").copied().unwrap_or(0)
-        + seen.by_method.get("CUST").copied().unwrap_or(0), 2, "{:?}", seen.by_method);
+    assert_eq!(
+        seen.by_method.get("OTHER").copied().unwrap_or(0)
+            + seen.by_method.get("CUST").copied().unwrap_or(0),
+        2,
+        "{:?}",
+        seen.by_method
+    );
     // false-pos is the benign set: 141 requests.
     assert_eq!(s.detection.benign.total(), 141);
     target.shutdown().await;
@@ -42,7 +52,9 @@ async fn capture_server() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
     let store = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let store = store.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
@@ -117,13 +129,23 @@ async fn request_shapes_arrive_verbatim_on_the_wire() {
     // UserAgent carries the payload verbatim (spaces and quotes included).
     let ua = requests
         .iter()
-        .filter(|r| r.to_lowercase().contains("user-agent: 1' or '1'='1 <x>\r\n"))
+        .filter(|r| {
+            r.to_lowercase()
+                .contains("user-agent: 1' or '1'='1 <x>\r\n")
+        })
         .count();
     assert_eq!(ua, 1, "{requests:#?}");
     // RawRequest: method, path with the already-encoded payload untouched, header and body.
     let raw = find("PATCH /api/items?q=%0d%0aSet-Cookie:%20a=b HTTP/1.1\r\n");
-    assert!(raw.to_lowercase().contains("content-type: application/json\r\n"), "{raw}");
-    assert!(raw.ends_with("\r\n\r\n{\"name\": \"%0d%0aSet-Cookie: a=b\"}"), "{raw}");
+    assert!(
+        raw.to_lowercase()
+            .contains("content-type: application/json\r\n"),
+        "{raw}"
+    );
+    assert!(
+        raw.ends_with("\r\n\r\n{\"name\": \"%0d%0aSet-Cookie: a=b\"}"),
+        "{raw}"
+    );
     // Every request carries a request id and a Host header.
     for r in &requests {
         let lower = r.to_lowercase();

@@ -18,7 +18,10 @@ pub fn fixture(rel: &str) -> PathBuf {
 /// `../shared` beside the project root. Outside CI a missing folder skips the test (the
 /// caller returns); under CI=true it is a failure.
 pub fn shared_dir() -> Option<PathBuf> {
-    let candidates = [manifest_dir().join("../shared"), PathBuf::from("/work/shared")];
+    let candidates = [
+        manifest_dir().join("../shared"),
+        PathBuf::from("/work/shared"),
+    ];
     for c in candidates {
         if c.join("corpora").is_dir() {
             return Some(c);
@@ -33,12 +36,14 @@ pub fn shared_dir() -> Option<PathBuf> {
 
 /// A profile aimed at `url` with the given corpus, writing results under `results`.
 pub fn profile(url: &str, corpus: &[PathBuf], results: &Path) -> Profile {
-    let mut p = Profile::default();
-    p.name = Some("test".into());
+    let mut p = Profile {
+        name: Some("test".into()),
+        corpus: corpus.to_vec(),
+        results_dir: results.to_path_buf(),
+        timeout: Duration::from_secs(5),
+        ..Profile::default()
+    };
     p.target.url = url.to_string();
-    p.corpus = corpus.to_vec();
-    p.results_dir = results.to_path_buf();
-    p.timeout = Duration::from_secs(5);
     p
 }
 
