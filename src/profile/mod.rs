@@ -105,6 +105,10 @@ pub struct Profile {
     pub name: Option<String>,
     #[serde(default)]
     pub target: TargetSpec,
+    /// The same service without the WAF, for `wafload overhead` (e.g. the gateway route
+    /// that skips the filter, or the lab's baseline front).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<TargetSpec>,
     /// Extra headers sent with every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -193,6 +197,7 @@ impl Default for Profile {
         Profile {
             name: None,
             target: TargetSpec::default(),
+            baseline: None,
             headers: BTreeMap::new(),
             secret_headers: Vec::new(),
             corpus: Vec::new(),
