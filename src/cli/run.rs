@@ -159,9 +159,14 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
     };
     let outcome = run(&profile, &options, cancel).await?;
     print_outcome(&outcome, args.quiet, args.json);
-    Ok(exit_code_after_run(
+    let code = exit_code_after_run(&outcome.summary, signal.load(Ordering::SeqCst));
+    if code != 0 {
+        return Ok(code);
+    }
+    Ok(super::analysis_flags::gate(
+        args.slo.as_ref(),
         &outcome.summary,
-        signal.load(Ordering::SeqCst),
+        args.quiet || args.json,
     ))
 }
 
