@@ -9,6 +9,7 @@ pub mod demo;
 pub mod overhead;
 pub mod progress;
 pub mod run;
+pub mod sweep;
 pub mod target;
 
 use crate::error::{Error, EXIT_INTERRUPTED};
@@ -44,6 +45,8 @@ pub enum Command {
     Overhead(overhead::OverheadArgs),
     /// Find the highest rate that meets an SLO, and detection at each step.
     Capacity(capacity::CapacityArgs),
+    /// Latency per request-body size (benign and padded attacks), one or two profiles.
+    Sweep(sweep::SweepArgs),
     /// Inspect a gotestwaf-format corpus.
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
@@ -84,6 +87,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Compare(args) => compare::execute(args).await,
         Command::Overhead(args) => overhead::execute(args).await,
         Command::Capacity(args) => capacity::execute(args).await,
+        Command::Sweep(args) => sweep::execute(args).await,
     }
 }
 
@@ -117,4 +121,17 @@ pub fn cancel_on_signals() -> (
         t.cancel();
     });
     (token, code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (flag names, value parsers vs field types) for every
+    /// subcommand; catches definition mistakes that would otherwise panic at run time.
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -94,14 +94,20 @@ fn default_headers() -> Vec<(&'static str, String)> {
 }
 
 impl Plan {
-    /// Builds the plan from a loaded corpus. `base_path` is the target URL's path.
+    /// Builds the plan from a loaded corpus (requests built for the target URL's path).
     pub fn build(profile: &Profile, corpus: &Corpus) -> Result<Plan, Error> {
+        let base_path = base_path_of(profile)?;
+        Plan::from_requests(profile, corpus.expand(&base_path, profile.seed))
+    }
+
+    /// Builds the plan from requests made elsewhere (a generated body-size sweep, imported
+    /// traffic); they carry the same labels as corpus requests.
+    pub fn from_requests(profile: &Profile, expanded: Vec<CorpusRequest>) -> Result<Plan, Error> {
         let url: http::Uri = profile
             .target
             .url
             .parse()
             .map_err(|e| Error::flag("--target", format!("{e}")))?;
-        let base_path = url.path().to_string();
         let host = match &profile.target.host {
             Some(h) => h.clone(),
             None => url
@@ -128,7 +134,6 @@ impl Plan {
             common.insert(n, v);
         }
 
-        let expanded = corpus.expand(&base_path, profile.seed);
         let mut sources = Vec::with_capacity(expanded.len());
         let mut requests = Vec::with_capacity(expanded.len());
         let mut unsendable = Vec::new();
@@ -239,6 +244,16 @@ impl Plan {
     pub fn source_for_slot(&self, slot: u64) -> &Source {
         &self.sources[self.request_for_slot(slot).source as usize]
     }
+}
+
+/// The path of the target URL: corpus requests are built under it.
+pub fn base_path_of(profile: &Profile) -> Result<String, Error> {
+    let url: http::Uri = profile
+        .target
+        .url
+        .parse()
+        .map_err(|e| Error::flag("--target", format!("{e}")))?;
+    Ok(url.path().to_string())
 }
 
 /// Number of benign slots among slots `0..slot`: floor(slot · share), exact in integers.

@@ -387,6 +387,18 @@ impl Profile {
 
     /// Checks that the profile can be run: a target and a corpus are present.
     pub fn validate_runnable(&self, origin: &str) -> Result<(), crate::Error> {
+        self.validate_target(origin)?;
+        if self.corpus.is_empty() {
+            return Err(crate::Error::flag(
+                "--corpus",
+                format!("no corpus: set corpus in {origin} or pass --corpus DIR"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the target URL: present, http(s), with a host.
+    pub fn validate_target(&self, origin: &str) -> Result<(), crate::Error> {
         if self.target.url.is_empty() {
             return Err(crate::Error::flag(
                 "--target",
@@ -412,12 +424,6 @@ impl Profile {
             return Err(crate::Error::flag(
                 "--target",
                 format!("{:?} has no host", self.target.url),
-            ));
-        }
-        if self.corpus.is_empty() {
-            return Err(crate::Error::flag(
-                "--corpus",
-                format!("no corpus: set corpus in {origin} or pass --corpus DIR"),
             ));
         }
         Ok(())
