@@ -6,6 +6,7 @@ pub mod capacity;
 pub mod compare;
 pub mod corpus;
 pub mod demo;
+pub mod merge;
 pub mod overhead;
 pub mod progress;
 pub mod run;
@@ -47,6 +48,8 @@ pub enum Command {
     Capacity(capacity::CapacityArgs),
     /// Latency per request-body size (benign and padded attacks), one or two profiles.
     Sweep(sweep::SweepArgs),
+    /// Merge shard results (from `run --shard I/N`) into one result.
+    Merge(merge::MergeArgs),
     /// Inspect a gotestwaf-format corpus.
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
@@ -88,6 +91,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Overhead(args) => overhead::execute(args).await,
         Command::Capacity(args) => capacity::execute(args).await,
         Command::Sweep(args) => sweep::execute(args).await,
+        Command::Merge(args) => merge::execute(args),
     }
 }
 
