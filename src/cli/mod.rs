@@ -6,6 +6,7 @@ pub mod capacity;
 pub mod compare;
 pub mod corpus;
 pub mod demo;
+pub mod k8s;
 pub mod merge;
 pub mod overhead;
 pub mod progress;
@@ -50,6 +51,8 @@ pub enum Command {
     Sweep(sweep::SweepArgs),
     /// Merge shard results (from `run --shard I/N`) into one result.
     Merge(merge::MergeArgs),
+    /// Kubernetes manifests (ConfigMap + Indexed Job) for a run sharded over N pods.
+    K8s(k8s::K8sArgs),
     /// Inspect a gotestwaf-format corpus.
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
@@ -92,6 +95,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Capacity(args) => capacity::execute(args).await,
         Command::Sweep(args) => sweep::execute(args).await,
         Command::Merge(args) => merge::execute(args),
+        Command::K8s(args) => k8s::execute(args),
     }
 }
 
