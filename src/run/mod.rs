@@ -324,7 +324,7 @@ pub async fn execute<T: Transport>(
         unsendable: unsendable.len() as u64,
         merged_from: Vec::new(),
     };
-    let profile_json = serde_json::to_value(profile).unwrap_or(serde_json::Value::Null);
+    let profile_json = crate::plan::redacted_profile(profile);
     let summary = Summary::build(
         info,
         profile_json,
