@@ -64,6 +64,9 @@ pub struct LoadFlags {
     /// Closed loop: each connection sends as soon as its previous answer arrived.
     #[arg(long)]
     pub max: bool,
+    /// Send one plain GET of the target URL instead of a corpus (raw throughput, like wrk).
+    #[arg(long)]
+    pub plain: bool,
     /// Count connection resets as blocks (WAFs that drop attacks).
     #[arg(long)]
     pub reset_is_block: bool,
@@ -133,6 +136,7 @@ impl LoadFlags {
         o.timeout = self.timeout;
         o.seed = self.seed;
         o.max = self.max;
+        o.plain = self.plain;
         o.reset_is_block = self.reset_is_block;
         o.request_id_header = self.request_id_header.clone();
     }

@@ -69,6 +69,27 @@ fn driver_shape(profile: &Profile, plan: &Plan) -> Result<DriverShape, Error> {
     Ok((slots, Some(schedule), None))
 }
 
+/// The single request of `--plain` mode: GET of the target URL's path.
+fn plain_get(path: &str) -> crate::corpus::CorpusRequest {
+    crate::corpus::CorpusRequest {
+        set: "plain".into(),
+        case: "get".into(),
+        benign: true,
+        api: false,
+        type_label: "plain GET".into(),
+        placeholder: "None",
+        encoder: "Plain",
+        payload_index: 0,
+        payload: String::new(),
+        built: Ok(crate::corpus::RequestSpec {
+            method: "GET".into(),
+            target: if path.is_empty() { "/".into() } else { path.to_string() },
+            headers: Vec::new(),
+            body: Vec::new(),
+        }),
+    }
+}
+
 /// A run id that sorts by time and names the profile: `20261129-034501-demo`.
 pub fn new_run_id(name: Option<&str>) -> String {
     let now = chrono::Local::now();
@@ -101,8 +122,11 @@ impl PreparedRun {
     /// Validates the profile, loads the corpus and builds the plan. No network yet.
     pub fn new(profile: &Profile, options: &RunOptions) -> Result<PreparedRun, Error> {
         profile.validate_runnable(&options.origin)?;
-        let corpus = load_corpus(&profile.corpus)?;
-        let plan = Plan::build(profile, &corpus)?;
+        let plan = if profile.plain && profile.corpus.is_empty() {
+            Plan::from_requests(profile, vec![plain_get(&crate::plan::base_path_of(profile)?)])?
+        } else {
+            Plan::build(profile, &load_corpus(&profile.corpus)?)?
+        };
         PreparedRun::with_plan(profile, options, plan)
     }
 
