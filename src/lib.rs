@@ -7,6 +7,7 @@ pub mod classify;
 pub mod cli;
 pub mod corpus;
 pub mod error;
+pub mod openapi;
 pub mod plan;
 pub mod profile;
 pub mod record;
@@ -15,6 +16,7 @@ pub mod results;
 pub mod run;
 pub mod schedule;
 pub mod target;
+pub mod traffic;
 pub mod transport;
 
 pub use error::{Error, Result};

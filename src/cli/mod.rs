@@ -6,6 +6,7 @@ pub mod demo;
 pub mod progress;
 pub mod run;
 pub mod target;
+pub mod traffic;
 
 use crate::error::{Error, EXIT_INTERRUPTED};
 use clap::{Parser, Subcommand};
@@ -37,6 +38,9 @@ pub enum Command {
     /// Inspect a gotestwaf-format corpus.
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
+    /// Import your own traffic (HAR, access logs, vegeta targets); inspect OpenAPI documents.
+    #[command(subcommand)]
+    Traffic(traffic::TrafficCommand),
 }
 
 /// Entry point used by `main.rs`.
@@ -71,6 +75,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Demo(args) => demo::execute(args).await,
         Command::Target(args) => target::execute(args).await,
         Command::Corpus(cmd) => corpus::execute(cmd),
+        Command::Traffic(cmd) => traffic::execute(cmd),
     }
 }
 
