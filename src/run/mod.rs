@@ -50,6 +50,18 @@ fn driver_shape(profile: &Profile, plan: &Plan) -> Result<DriverShape, Error> {
         };
         return Ok((slots, None, profile.duration));
     }
+    if let Mix::Replay { .. } = plan.mix {
+        let offsets = plan.replay_offsets_us();
+        let slots = match profile.requests {
+            Some(n) => (n).min(offsets.len() as u64),
+            None => offsets.len() as u64,
+        };
+        return Ok((
+            Some(slots),
+            Some(RateSchedule::replay(offsets)),
+            profile.duration,
+        ));
+    }
     let schedule = RateSchedule::from_profile(profile);
     let slots =
         match (profile.requests, schedule.arrivals()) {
@@ -57,7 +69,7 @@ fn driver_shape(profile: &Profile, plan: &Plan) -> Result<DriverShape, Error> {
             (Some(n), None) => Some(n),
             (None, Some(a)) => Some(a),
             (None, None) => match plan.mix {
-                Mix::Corpus => Some(plan.corpus_pass_len()),
+                Mix::Corpus | Mix::Replay { .. } => Some(plan.corpus_pass_len()),
                 Mix::Share { .. } => return Err(Error::flag(
                     "--duration",
                     "with a benign share the run needs a bound: set duration, requests or stages",
@@ -249,10 +261,7 @@ pub async fn execute<T: Transport>(
         protocol: protocol.to_string(),
         mode: if profile.max { "closed" } else { "open" }.to_string(),
         requested_rate: schedule.as_ref().map(|s| s.mean_rate()),
-        mix: match plan.mix {
-            Mix::Corpus => "corpus".to_string(),
-            Mix::Share { benign_share } => format!("benign share {benign_share}"),
-        },
+        mix: plan.mix.describe(),
         corpus: profile
             .corpus
             .iter()
