@@ -3,6 +3,7 @@
 //! Data flows one way: profile → plan → scheduler → transport → classifier → recorder →
 //! results → report. Each module owns one of those steps; see `docs/architecture.md`.
 
+pub mod analysis;
 pub mod classify;
 pub mod cli;
 pub mod corpus;
@@ -16,6 +17,7 @@ pub mod results;
 pub mod run;
 pub mod schedule;
 pub mod target;
+pub mod timer;
 pub mod traffic;
 pub mod transport;
 

@@ -1,10 +1,15 @@
 //! Command-line interface: clap definitions (one file per subcommand) and dispatch.
 //! Turns flags into library calls; all real work happens in the library modules.
 
+pub mod analysis_flags;
+pub mod capacity;
+pub mod compare;
 pub mod corpus;
 pub mod demo;
+pub mod overhead;
 pub mod progress;
 pub mod run;
+pub mod sweep;
 pub mod target;
 pub mod traffic;
 
@@ -35,6 +40,14 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Serve the calibration target: a WAF stand-in with known rules and delays.
     Target(target::TargetArgs),
+    /// Compare two runs (or two profiles, interleaved) with confidence intervals.
+    Compare(compare::CompareArgs),
+    /// Latency the WAF adds: WAF path vs baseline path, interleaved.
+    Overhead(overhead::OverheadArgs),
+    /// Find the highest rate that meets an SLO, and detection at each step.
+    Capacity(capacity::CapacityArgs),
+    /// Latency per request-body size (benign and padded attacks), one or two profiles.
+    Sweep(sweep::SweepArgs),
     /// Inspect a gotestwaf-format corpus.
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
@@ -75,6 +88,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Demo(args) => demo::execute(args).await,
         Command::Target(args) => target::execute(args).await,
         Command::Corpus(cmd) => corpus::execute(cmd),
+        Command::Compare(args) => compare::execute(args).await,
+        Command::Overhead(args) => overhead::execute(args).await,
+        Command::Capacity(args) => capacity::execute(args).await,
+        Command::Sweep(args) => sweep::execute(args).await,
         Command::Traffic(cmd) => traffic::execute(cmd),
     }
 }
@@ -109,4 +126,17 @@ pub fn cancel_on_signals() -> (
         t.cancel();
     });
     (token, code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (flag names, value parsers vs field types) for every
+    /// subcommand; catches definition mistakes that would otherwise panic at run time.
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -104,6 +104,10 @@ pub struct RunArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// SLO gate, e.g. "p99<50ms,p999<200ms,errors<0.1%,detection>=0.95,fp<=0.01":
+    /// exit 1 when any term is missed (the failing terms are listed).
+    #[arg(long, value_name = "TERMS", value_parser = super::analysis_flags::parse_slo)]
+    pub slo: Option<crate::analysis::slo::Slo>,
 }
 
 impl TargetFlags {
@@ -165,9 +169,14 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
     };
     let outcome = run(&profile, &options, cancel).await?;
     print_outcome(&outcome, args.quiet, args.json);
-    Ok(exit_code_after_run(
+    let code = exit_code_after_run(&outcome.summary, signal.load(Ordering::SeqCst));
+    if code != 0 {
+        return Ok(code);
+    }
+    Ok(super::analysis_flags::gate(
+        args.slo.as_ref(),
         &outcome.summary,
-        signal.load(Ordering::SeqCst),
+        args.quiet || args.json,
     ))
 }
 

@@ -142,14 +142,67 @@ fn default_headers() -> Vec<(&'static str, String)> {
 }
 
 impl Plan {
-    /// Builds the plan from a loaded corpus. `base_path` is the target URL's path.
+    /// Builds the plan from a loaded corpus (requests built for the target URL's path).
     pub fn build(profile: &Profile, corpus: &Corpus) -> Result<Plan, Error> {
+        let base_path = base_path_of(profile)?;
+        let mut notes = Vec::new();
+        let mut extra = Vec::new();
+        if let Some(api) = &profile.openapi {
+            let spec = crate::openapi::ApiSpec::load(&api.file)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            for skipped in &spec.skipped {
+                notes.push(format!(
+                    "OpenAPI {}: skipped {}: {}",
+                    api.file.display(),
+                    skipped.pointer,
+                    skipped.reason
+                ));
+            }
+            let options = crate::openapi::ExpandOptions {
+                locations: if api.locations.is_empty() {
+                    crate::openapi::Location::ALL.to_vec()
+                } else {
+                    api.locations.clone()
+                },
+                coverage: api.coverage,
+                base_path: api.base_path.clone(),
+            };
+            extra = crate::openapi::expand(&spec, corpus, &base_path, &options);
+            if extra.is_empty() {
+                notes.push(format!(
+                    "OpenAPI {}: no attack request generated ({} operations, none with a usable parameter or body field, or no attack payload in the corpus)",
+                    api.file.display(),
+                    spec.operations.len()
+                ));
+            }
+        }
+        Plan::from_inputs(
+            profile,
+            corpus.expand(&base_path, profile.seed),
+            extra,
+            notes,
+        )
+    }
+
+    /// Builds the plan from requests made elsewhere (a generated body-size sweep, imported
+    /// traffic); they carry the same labels as corpus requests.
+    pub fn from_requests(profile: &Profile, expanded: Vec<CorpusRequest>) -> Result<Plan, Error> {
+        Plan::from_inputs(profile, expanded, Vec::new(), Vec::new())
+    }
+
+    /// Corpus requests, OpenAPI-shaped attacks and the profile's traffic files, with
+    /// notes about the inputs for the results.
+    fn from_inputs(
+        profile: &Profile,
+        expanded: Vec<CorpusRequest>,
+        extra: Vec<crate::openapi::OpenApiRequest>,
+        notes: Vec<String>,
+    ) -> Result<Plan, Error> {
         let url: http::Uri = profile
             .target
             .url
             .parse()
             .map_err(|e| Error::flag("--target", format!("{e}")))?;
-        let base_path = url.path().to_string();
         let host = match &profile.target.host {
             Some(h) => h.clone(),
             None => url
@@ -176,7 +229,6 @@ impl Plan {
             common.insert(n, v);
         }
 
-        let expanded = corpus.expand(&base_path, profile.seed);
         let mut sources = Vec::with_capacity(expanded.len());
         let mut requests = Vec::with_capacity(expanded.len());
         let mut unsendable = Vec::new();
@@ -233,46 +285,17 @@ impl Plan {
             }
         };
 
-        let mut notes = Vec::new();
-        if let Some(api) = &profile.openapi {
-            let spec = crate::openapi::ApiSpec::load(&api.file)
-                .map_err(|e| Error::Other(e.to_string()))?;
-            for skipped in &spec.skipped {
-                notes.push(format!(
-                    "OpenAPI {}: skipped {}: {}",
-                    api.file.display(),
-                    skipped.pointer,
-                    skipped.reason
-                ));
-            }
-            let options = crate::openapi::ExpandOptions {
-                locations: if api.locations.is_empty() {
-                    crate::openapi::Location::ALL.to_vec()
-                } else {
-                    api.locations.clone()
-                },
-                coverage: api.coverage,
-                base_path: api.base_path.clone(),
-            };
-            let generated = crate::openapi::expand(&spec, corpus, &base_path, &options);
-            if generated.is_empty() {
-                notes.push(format!(
-                    "OpenAPI {}: no attack request generated ({} operations, none with a usable parameter or body field, or no attack payload in the corpus)",
-                    api.file.display(),
-                    spec.operations.len()
-                ));
-            }
-            for g in generated {
-                push(
-                    &g.request,
-                    None,
-                    Some(g.point),
-                    &mut requests,
-                    &mut sources,
-                    &mut unsendable,
-                );
-            }
+        for g in extra {
+            push(
+                &g.request,
+                None,
+                Some(g.point),
+                &mut requests,
+                &mut sources,
+                &mut unsendable,
+            );
         }
+        let base_path = base_path_of(profile)?;
 
         // Imported traffic: one benign-pool member per file; `block`-expected requests
         // join the attacks.
@@ -502,6 +525,16 @@ impl Plan {
     pub fn source_for_slot(&self, slot: u64) -> &Source {
         &self.sources[self.request_for_slot(slot).source as usize]
     }
+}
+
+/// The path of the target URL: corpus requests are built under it.
+pub fn base_path_of(profile: &Profile) -> Result<String, Error> {
+    let url: http::Uri = profile
+        .target
+        .url
+        .parse()
+        .map_err(|e| Error::flag("--target", format!("{e}")))?;
+    Ok(url.path().to_string())
 }
 
 /// Number of benign slots among slots `0..slot`: floor(slot · share), exact in integers.

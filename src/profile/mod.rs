@@ -105,6 +105,10 @@ pub struct Profile {
     pub name: Option<String>,
     #[serde(default)]
     pub target: TargetSpec,
+    /// The same service without the WAF, for `wafload overhead` (e.g. the gateway route
+    /// that skips the filter, or the lab's baseline front).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<TargetSpec>,
     /// Extra headers sent with every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -284,6 +288,7 @@ impl Default for Profile {
         Profile {
             name: None,
             target: TargetSpec::default(),
+            baseline: None,
             headers: BTreeMap::new(),
             secret_headers: Vec::new(),
             corpus: Vec::new(),
@@ -516,6 +521,24 @@ impl Profile {
 
     /// Checks that the profile can be run: a target and a corpus are present.
     pub fn validate_runnable(&self, origin: &str) -> Result<(), crate::Error> {
+        self.validate_target(origin)?;
+        if self.corpus.is_empty() && self.benign.is_empty() {
+            return Err(crate::Error::flag(
+                "--corpus",
+                format!("no corpus: set corpus (or benign traffic files) in {origin} or pass --corpus DIR"),
+            ));
+        }
+        if self.corpus.is_empty() && self.openapi.is_some() {
+            return Err(crate::Error::flag(
+                "--corpus",
+                format!("openapi places the corpus's attack payloads: set corpus in {origin} or pass --corpus DIR"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the target URL: present, http(s), with a host.
+    pub fn validate_target(&self, origin: &str) -> Result<(), crate::Error> {
         if self.target.url.is_empty() {
             return Err(crate::Error::flag(
                 "--target",
@@ -541,18 +564,6 @@ impl Profile {
             return Err(crate::Error::flag(
                 "--target",
                 format!("{:?} has no host", self.target.url),
-            ));
-        }
-        if self.corpus.is_empty() && self.benign.is_empty() {
-            return Err(crate::Error::flag(
-                "--corpus",
-                format!("no corpus: set corpus (or benign traffic files) in {origin} or pass --corpus DIR"),
-            ));
-        }
-        if self.corpus.is_empty() && self.openapi.is_some() {
-            return Err(crate::Error::flag(
-                "--corpus",
-                format!("openapi places the corpus's attack payloads: set corpus in {origin} or pass --corpus DIR"),
             ));
         }
         Ok(())

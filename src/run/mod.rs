@@ -112,7 +112,18 @@ impl PreparedRun {
     pub fn new(profile: &Profile, options: &RunOptions) -> Result<PreparedRun, Error> {
         profile.validate_runnable(&options.origin)?;
         let corpus = load_corpus(&profile.corpus)?;
-        let plan = Arc::new(Plan::build(profile, &corpus)?);
+        let plan = Plan::build(profile, &corpus)?;
+        PreparedRun::with_plan(profile, options, plan)
+    }
+
+    /// A run of an already built plan (generated traffic such as a body-size sweep).
+    pub fn with_plan(
+        profile: &Profile,
+        options: &RunOptions,
+        plan: Plan,
+    ) -> Result<PreparedRun, Error> {
+        profile.validate_target(&options.origin)?;
+        let plan = Arc::new(plan);
         let classifier = Arc::new(
             profile
                 .classify
@@ -143,7 +154,15 @@ pub async fn run(
     options: &RunOptions,
     cancel: CancellationToken,
 ) -> Result<RunOutcome, Error> {
-    let prepared = PreparedRun::new(profile, options)?;
+    run_prepared(PreparedRun::new(profile, options)?, cancel).await
+}
+
+/// Runs a prepared run against its profile's HTTP target.
+pub async fn run_prepared(
+    prepared: PreparedRun,
+    cancel: CancellationToken,
+) -> Result<RunOutcome, Error> {
+    let profile = &prepared.profile.clone();
     let endpoint = Endpoint::prepare(profile).await?;
     let protocol = match endpoint.version {
         Negotiated::H1 => "h1",
