@@ -13,6 +13,7 @@ pub mod progress;
 pub mod run;
 pub mod sweep;
 pub mod target;
+pub mod traffic;
 
 use crate::error::{Error, EXIT_INTERRUPTED};
 use clap::{Parser, Subcommand};
@@ -36,7 +37,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a benchmark against a target (profile and/or flags).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Start the calibration target on loopback and run a short benchmark against it.
     Demo(demo::DemoArgs),
     /// Serve the calibration target: a WAF stand-in with known rules and delays.
@@ -56,6 +57,9 @@ pub enum Command {
     /// Inspect a gotestwaf-format corpus.
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
+    /// Import your own traffic (HAR, access logs, vegeta targets); inspect OpenAPI documents.
+    #[command(subcommand)]
+    Traffic(traffic::TrafficCommand),
 }
 
 /// Entry point used by `main.rs`.
@@ -86,7 +90,7 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> Result<u8, Error> {
     match cli.command {
-        Command::Run(args) => run::execute(args).await,
+        Command::Run(args) => run::execute(*args).await,
         Command::Demo(args) => demo::execute(args).await,
         Command::Target(args) => target::execute(args).await,
         Command::Corpus(cmd) => corpus::execute(cmd),
@@ -96,6 +100,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Sweep(args) => sweep::execute(args).await,
         Command::Merge(args) => merge::execute(args),
         Command::K8s(args) => k8s::execute(args),
+        Command::Traffic(cmd) => traffic::execute(cmd),
     }
 }
 

@@ -73,6 +73,14 @@ pub struct LoadFlags {
     /// Header carrying the request id `<run>-<n>` (default x-request-id).
     #[arg(long, value_name = "NAME")]
     pub request_id_header: Option<String>,
+    /// Your own traffic file from `wafload traffic import` (repeatable, weight 1 each);
+    /// replaces the profile's benign list.
+    #[arg(long, value_name = "FILE")]
+    pub benign: Vec<PathBuf>,
+    /// Replay the traffic files at their recorded times divided by this factor (2.0 =
+    /// twice as fast) instead of at a rate.
+    #[arg(long, value_name = "FACTOR", value_parser = parse_replay_speed)]
+    pub replay_speed: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +147,8 @@ impl LoadFlags {
         o.plain = self.plain;
         o.reset_is_block = self.reset_is_block;
         o.request_id_header = self.request_id_header.clone();
+        o.benign = self.benign.clone();
+        o.replay_speed = self.replay_speed;
     }
 }
 
@@ -227,6 +237,17 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     } else {
         Err(format!(
             "{s} must be a positive number of requests per second (at most 1e7)"
+        ))
+    }
+}
+
+pub fn parse_replay_speed(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() && v > 0.0 && v <= 1e6 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s} must be a positive factor (2.0 = twice as fast)"
         ))
     }
 }

@@ -176,6 +176,7 @@ pub fn merge(runs: &[PathBuf], out: &Path) -> Result<Summary, Error> {
         first.profile.clone(),
         Labels {
             sources: &sources,
+            notes: &[],
             unsupported,
         },
         &recorded,

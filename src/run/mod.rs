@@ -52,6 +52,18 @@ fn driver_shape(profile: &Profile, plan: &Plan) -> Result<DriverShape, Error> {
         };
         return Ok((slots, None, profile.duration));
     }
+    if let Mix::Replay { .. } = plan.mix {
+        let offsets = plan.replay_offsets_us();
+        let slots = match profile.requests {
+            Some(n) => (n).min(offsets.len() as u64),
+            None => offsets.len() as u64,
+        };
+        return Ok((
+            Some(slots),
+            Some(RateSchedule::replay(offsets)),
+            profile.duration,
+        ));
+    }
     let schedule = RateSchedule::from_profile(profile);
     let slots =
         match (profile.requests, schedule.arrivals()) {
@@ -59,7 +71,7 @@ fn driver_shape(profile: &Profile, plan: &Plan) -> Result<DriverShape, Error> {
             (Some(n), None) => Some(n),
             (None, Some(a)) => Some(a),
             (None, None) => match plan.mix {
-                Mix::Corpus => Some(plan.corpus_pass_len()),
+                Mix::Corpus | Mix::Replay { .. } => Some(plan.corpus_pass_len()),
                 Mix::Share { .. } => return Err(Error::flag(
                     "--duration",
                     "with a benign share the run needs a bound: set duration, requests or stages",
@@ -83,7 +95,11 @@ fn plain_get(path: &str) -> crate::corpus::CorpusRequest {
         payload: String::new(),
         built: Ok(crate::corpus::RequestSpec {
             method: "GET".into(),
-            target: if path.is_empty() { "/".into() } else { path.to_string() },
+            target: if path.is_empty() {
+                "/".into()
+            } else {
+                path.to_string()
+            },
             headers: Vec::new(),
             body: Vec::new(),
         }),
@@ -123,7 +139,10 @@ impl PreparedRun {
     pub fn new(profile: &Profile, options: &RunOptions) -> Result<PreparedRun, Error> {
         profile.validate_runnable(&options.origin)?;
         let plan = if profile.plain && profile.corpus.is_empty() {
-            Plan::from_requests(profile, vec![plain_get(&crate::plan::base_path_of(profile)?)])?
+            Plan::from_requests(
+                profile,
+                vec![plain_get(&crate::plan::base_path_of(profile)?)],
+            )?
         } else {
             Plan::build(profile, &load_corpus(&profile.corpus)?)?
         };
@@ -330,10 +349,7 @@ pub async fn execute<T: Transport>(
         requested_rate: schedule
             .as_ref()
             .map(|s| s.mean_rate() / shard.count as f64),
-        mix: match plan.mix {
-            Mix::Corpus => "corpus".to_string(),
-            Mix::Share { benign_share } => format!("benign share {benign_share}"),
-        },
+        mix: plan.mix.describe(),
         corpus: profile
             .corpus
             .iter()
