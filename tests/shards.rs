@@ -120,7 +120,7 @@ fn three_shards_merged_equal_a_single_run() {
     }
     // And close to the single run (fixed 5 ms target delay).
     let (m, s) = (ms(merged.latency["all"].p50), ms(single.latency["all"].p50));
-    assert!((m - s).abs() < 2.0, "merged p50 {m} ms vs single {s} ms");
+    assert!((m - s).abs() < 3.0, "merged p50 {m} ms vs single {s} ms");
     // The per-second series is aligned on the common start: ~150 sent per second.
     let series = wafload::results::load_series(&merged_dir).unwrap();
     assert_eq!(series.iter().map(|x| x.sent).sum::<u64>(), 300);

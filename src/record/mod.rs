@@ -321,13 +321,18 @@ impl Recorder {
     }
 
     /// Drains the channel until all senders are gone, then flushes the records file.
-    pub fn run(mut self, completions: flume::Receiver<Completion>) -> std::io::Result<Recorded> {
+    pub fn run(
+        mut self,
+        completions: flume::Receiver<Vec<Completion>>,
+    ) -> std::io::Result<Recorded> {
         let mut first_error = None;
-        for c in completions.iter() {
-            if let Err(e) = self.record(&c) {
-                // Keep counting even if the disk fails; report the first error at the end.
-                first_error.get_or_insert(e);
-                self.writer = None;
+        for batch in completions.iter() {
+            for c in &batch {
+                if let Err(e) = self.record(c) {
+                    // Keep counting even if the disk fails; report the first error at the end.
+                    first_error.get_or_insert(e);
+                    self.writer = None;
+                }
             }
         }
         if let Some(w) = self.writer.take() {

@@ -73,7 +73,15 @@ pub struct DriverConfig {
     pub start: Instant,
     /// This process sends only its shard of the global slots.
     pub shard: Shard,
+    /// Engine threads, each running its share of the workers on its own single-threaded
+    /// runtime (no work stealing, no cross-thread wake-ups per request — like wrk's
+    /// thread-per-core event loops).
+    pub threads: usize,
 }
+
+/// Completions travel to the recorder in batches of up to this many, so a busy worker
+/// wakes the recorder thread once per batch, not once per request.
+pub const COMPLETION_BATCH: usize = 64;
 
 /// Shard `index` of `count`: it sends global slots index, index + count, index + 2·count…
 /// at their global intended times, so N shards together send exactly the single-process
@@ -145,7 +153,7 @@ pub async fn run_workers<T: Transport>(
     classifier: Arc<Classifier>,
     config: DriverConfig,
     cancel: CancellationToken,
-    completions: flume::Sender<Completion>,
+    completions: flume::Sender<Vec<Completion>>,
     progress: Arc<Progress>,
 ) -> DriverStats {
     let start = config.start;
@@ -168,7 +176,10 @@ pub async fn run_workers<T: Transport>(
             .expect("spawn pacer thread")
     });
 
-    let mut handles = Vec::with_capacity(config.workers);
+    // Workers are dealt round-robin to engine threads; each thread runs a current-thread
+    // runtime, so a worker, its connection task and its timers share one thread.
+    let threads = config.threads.clamp(1, config.workers.max(1));
+    let mut groups: Vec<Vec<WorkerFuture>> = (0..threads).map(|_| Vec::new()).collect();
     for w in 0..config.workers {
         let session = transport.session(w);
         let ctx = WorkerContext {
@@ -181,10 +192,10 @@ pub async fn run_workers<T: Transport>(
             dead_target_after: config.dead_target_after,
             dead_target: dead_target.clone(),
         };
-        let handle = if config.schedule.is_some() {
-            tokio::spawn(open_loop_worker(session, ctx, job_rx.clone()))
+        let fut: WorkerFuture = if config.schedule.is_some() {
+            Box::pin(open_loop_worker(session, ctx, job_rx.clone()))
         } else {
-            tokio::spawn(closed_loop_worker(
+            Box::pin(closed_loop_worker(
                 session,
                 ctx,
                 closed_counter.clone(),
@@ -193,13 +204,41 @@ pub async fn run_workers<T: Transport>(
                 config.duration_limit.map(|d| start + d),
             ))
         };
-        handles.push(handle);
+        groups[w % threads].push(fut);
     }
     drop(job_rx);
     drop(completions);
+    let engines: Vec<_> = groups
+        .into_iter()
+        .enumerate()
+        .map(|(t, group)| {
+            std::thread::Builder::new()
+                .name(format!("wafload-engine-{t}"))
+                .spawn(move || -> u64 {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(r) => r,
+                        Err(_) => return 0,
+                    };
+                    runtime.block_on(async move {
+                        let handles: Vec<_> = group.into_iter().map(tokio::spawn).collect();
+                        let mut sent = 0;
+                        for h in handles {
+                            sent += h.await.unwrap_or(0);
+                        }
+                        sent
+                    })
+                })
+                .expect("spawn engine thread")
+        })
+        .collect();
     let mut sent = 0;
-    for h in handles {
-        sent += h.await.unwrap_or(0);
+    for e in engines {
+        sent += tokio::task::spawn_blocking(move || e.join().unwrap_or(0))
+            .await
+            .unwrap_or(0);
     }
     if let Some(p) = pacer {
         let _ = tokio::task::spawn_blocking(move || p.join()).await;
@@ -266,11 +305,13 @@ fn pace(
     }
 }
 
+type WorkerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
+
 struct WorkerContext {
     plan: Arc<Plan>,
     classifier: Arc<Classifier>,
     cancel: CancellationToken,
-    completions: flume::Sender<Completion>,
+    completions: flume::Sender<Vec<Completion>>,
     progress: Arc<Progress>,
     run_tag: String,
     dead_target_after: u64,
@@ -283,6 +324,7 @@ async fn open_loop_worker<S: Session>(
     jobs: flume::Receiver<Job>,
 ) -> u64 {
     let mut sent = 0;
+    let mut batch = Vec::with_capacity(COMPLETION_BATCH);
     loop {
         let job = tokio::select! {
             biased;
@@ -290,11 +332,26 @@ async fn open_loop_worker<S: Session>(
             job = jobs.recv_async() => match job { Ok(j) => j, Err(_) => break },
         };
         sent += 1;
-        if !send_one(&mut session, &ctx, job).await {
+        batch.push(send_one(&mut session, &ctx, job).await);
+        // Flush when the batch is full or nothing else is due right now (low rates stay live).
+        if (batch.len() >= COMPLETION_BATCH || jobs.is_empty()) && !flush(&ctx, &mut batch).await {
+            break;
+        }
+        if ctx.dead_target.load(Ordering::Relaxed) {
             break;
         }
     }
+    flush(&ctx, &mut batch).await;
     sent
+}
+
+/// Hands a batch of completions to the recorder; false when the recorder is gone.
+async fn flush(ctx: &WorkerContext, batch: &mut Vec<Completion>) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let full = std::mem::replace(batch, Vec::with_capacity(COMPLETION_BATCH));
+    ctx.completions.send_async(full).await.is_ok()
 }
 
 async fn closed_loop_worker<S: Session>(
@@ -306,6 +363,7 @@ async fn closed_loop_worker<S: Session>(
     deadline: Option<Instant>,
 ) -> u64 {
     let mut sent = 0;
+    let mut batch = Vec::with_capacity(COMPLETION_BATCH);
     loop {
         if ctx.cancel.is_cancelled() || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -319,16 +377,20 @@ async fn closed_loop_worker<S: Session>(
             intended: Instant::now(),
         };
         sent += 1;
-        if !send_one(&mut session, &ctx, job).await {
+        batch.push(send_one(&mut session, &ctx, job).await);
+        if batch.len() >= COMPLETION_BATCH && !flush(&ctx, &mut batch).await {
+            break;
+        }
+        if ctx.dead_target.load(Ordering::Relaxed) {
             break;
         }
     }
+    flush(&ctx, &mut batch).await;
     sent
 }
 
-/// Sends one slot and hands the completion to the recorder. Returns false when the
-/// worker should stop (recorder gone or dead target).
-async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) -> bool {
+/// Sends one slot and returns its completion (classified).
+async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) -> Completion {
     let request = ctx.plan.request_for_slot(job.slot);
     let id =
         HeaderValue::from_str(&format!("{}-{}", ctx.run_tag, job.slot)).expect("run tag is ascii");
@@ -357,7 +419,7 @@ async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) ->
             .consecutive_connect_failures
             .store(0, Ordering::Relaxed);
     }
-    let completion = Completion {
+    Completion {
         slot: job.slot,
         source: request.source,
         intended: job.intended,
@@ -369,8 +431,7 @@ async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) ->
         error,
         upstream_us: outcome.upstream_service_time_us,
         body_len: outcome.body_len,
-    };
-    ctx.completions.send_async(completion).await.is_ok()
+    }
 }
 
 #[cfg(test)]
