@@ -81,13 +81,16 @@ pub struct TargetSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
-    #[serde(with = "duration_serde")]
+    #[serde(
+        serialize_with = "duration_serde::serialize",
+        deserialize_with = "duration_serde::stage_duration"
+    )]
     pub duration: Duration,
     #[serde(deserialize_with = "duration_serde::rate")]
     pub rate: f64,
     #[serde(
         default,
-        deserialize_with = "duration_serde::opt_rate",
+        deserialize_with = "duration_serde::opt_to_rate",
         skip_serializing_if = "Option::is_none"
     )]
     pub to: Option<f64>,
@@ -102,6 +105,10 @@ pub struct Profile {
     pub name: Option<String>,
     #[serde(default)]
     pub target: TargetSpec,
+    /// The same service without the WAF, for `wafload overhead` (e.g. the gateway route
+    /// that skips the filter, or the lab's baseline front).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<TargetSpec>,
     /// Extra headers sent with every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -145,7 +152,11 @@ pub struct Profile {
     /// Concurrent HTTP/2 streams per connection.
     #[serde(default = "default_streams")]
     pub streams_per_connection: usize,
-    #[serde(with = "duration_serde", default = "default_timeout")]
+    #[serde(
+        serialize_with = "duration_serde::serialize",
+        deserialize_with = "duration_serde::timeout",
+        default = "default_timeout"
+    )]
     pub timeout: Duration,
     #[serde(default)]
     pub classify: ClassifyRules,
@@ -157,9 +168,103 @@ pub struct Profile {
     /// Closed loop: `connections` workers send as fast as answers come back.
     #[serde(default)]
     pub max: bool,
+    /// Send one plain GET of the target URL instead of a corpus (raw throughput, like wrk).
+    #[serde(default)]
+    pub plain: bool,
     /// Where run folders are written.
     #[serde(default = "default_results_dir")]
     pub results_dir: PathBuf,
+    /// Your own traffic files (`wafload traffic import`), relative to the profile file:
+    /// plain paths or `{file, weight}`. With `benign_share` they replace the corpus's
+    /// benign sets as the benign mix, drawn by weight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub benign: Vec<BenignFile>,
+    /// An OpenAPI 3 document: attack payloads are also placed into its operations'
+    /// real parameters and body fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<OpenApiSource>,
+    /// Replay the traffic files at their recorded times divided by this factor (2.0 =
+    /// twice as fast) instead of at `rate`.
+    #[serde(
+        default,
+        deserialize_with = "opt_replay_speed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub replay_speed: Option<f64>,
+}
+
+/// One traffic file in the benign mix, with its share of the benign slots relative to
+/// the other files' weights.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BenignFile {
+    pub file: PathBuf,
+    pub weight: f64,
+}
+
+impl<'de> Deserialize<'de> for BenignFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            file: PathBuf,
+            #[serde(default = "one")]
+            weight: f64,
+        }
+        fn one() -> f64 {
+            1.0
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Path(PathBuf),
+            Full(Full),
+        }
+        let (file, weight) = match Raw::deserialize(d).map_err(|_| {
+            duration_serde::field_error::<D::Error>(
+                "benign",
+                "each entry is a file path or {file: PATH, weight: N}",
+            )
+        })? {
+            Raw::Path(file) => (file, 1.0),
+            Raw::Full(f) => (f.file, f.weight),
+        };
+        if !(weight.is_finite() && weight > 0.0 && weight <= 1e6) {
+            return Err(duration_serde::field_error(
+                "weight",
+                format!("must be a positive number (at most 1e6), got {weight}"),
+            ));
+        }
+        Ok(BenignFile { file, weight })
+    }
+}
+
+/// The `openapi:` section: which document, and where payloads go.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApiSource {
+    /// OpenAPI 3.0 document (YAML or JSON), relative to the profile file.
+    pub file: PathBuf,
+    /// Location kinds to use (path, query, header, json-body, form-body); empty = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<crate::openapi::Location>,
+    /// `rotate` (default): one point per kind per payload, in turn; `all`: every point.
+    #[serde(default)]
+    pub coverage: crate::openapi::Coverage,
+    /// API path prefix instead of the document's first server path (e.g. "/").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_path: Option<String>,
+}
+
+fn opt_replay_speed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() && v > 0.0 && v <= 1e6 {
+        Ok(Some(v))
+    } else {
+        Err(duration_serde::field_error(
+            "replay_speed",
+            format!("must be a positive factor (2.0 = twice as fast), got {v}"),
+        ))
+    }
 }
 
 fn default_connections() -> usize {
@@ -186,6 +291,7 @@ impl Default for Profile {
         Profile {
             name: None,
             target: TargetSpec::default(),
+            baseline: None,
             headers: BTreeMap::new(),
             secret_headers: Vec::new(),
             corpus: Vec::new(),
@@ -201,7 +307,11 @@ impl Default for Profile {
             seed: default_seed(),
             request_id_header: default_request_id_header(),
             max: false,
+            plain: false,
             results_dir: default_results_dir(),
+            benign: Vec::new(),
+            openapi: None,
+            replay_speed: None,
         }
     }
 }
@@ -225,9 +335,13 @@ pub struct Overrides {
     pub timeout: Option<Duration>,
     pub seed: Option<u64>,
     pub max: bool,
+    pub plain: bool,
     pub results_dir: Option<PathBuf>,
     pub request_id_header: Option<String>,
     pub reset_is_block: bool,
+    /// Traffic files (weight 1 each); replaces the profile's `benign` list.
+    pub benign: Vec<PathBuf>,
+    pub replay_speed: Option<f64>,
 }
 
 impl Profile {
@@ -245,7 +359,8 @@ impl Profile {
 
     /// Parses profile text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Profile, ProfileError> {
-        let profile: Profile = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(path, &e))?;
+        let profile: Profile =
+            serde_yaml_ng::from_str(text).map_err(|e| yaml_error_in(path, text, &e))?;
         profile.validate(path)?;
         Ok(profile)
     }
@@ -259,6 +374,16 @@ impl Profile {
         if let Some(ca) = &mut self.target.ca_file {
             if ca.is_relative() {
                 *ca = base.join(&*ca);
+            }
+        }
+        for b in &mut self.benign {
+            if b.file.is_relative() {
+                b.file = base.join(&b.file);
+            }
+        }
+        if let Some(o) = &mut self.openapi {
+            if o.file.is_relative() {
+                o.file = base.join(&o.file);
             }
         }
     }
@@ -295,6 +420,22 @@ impl Profile {
         if let Some(v) = o.rate {
             self.rate = Some(v);
             self.stages.clear();
+            self.replay_speed = None;
+        }
+        if !o.benign.is_empty() {
+            self.benign = o
+                .benign
+                .iter()
+                .map(|file| BenignFile {
+                    file: file.clone(),
+                    weight: 1.0,
+                })
+                .collect();
+        }
+        if let Some(v) = o.replay_speed {
+            self.replay_speed = Some(v);
+            self.rate = None;
+            self.stages.clear();
         }
         if let Some(v) = o.duration {
             self.duration = Some(v);
@@ -321,6 +462,9 @@ impl Profile {
         }
         if o.max {
             self.max = true;
+        }
+        if o.plain {
+            self.plain = true;
         }
         if let Some(v) = &o.results_dir {
             self.results_dir = v.clone();
@@ -369,11 +513,40 @@ impl Profile {
         self.classify
             .compile()
             .map_err(|e| invalid(format!("classify: {e}")))?;
+        if self.replay_speed.is_some() && (self.rate.is_some() || !self.stages.is_empty()) {
+            return Err(invalid(
+                "replay_speed replays recorded times and replaces rate/stages: give one of them"
+                    .into(),
+            ));
+        }
+        if self.replay_speed.is_some() && self.benign.is_empty() {
+            return Err(invalid(
+                "replay_speed needs traffic files to replay: list them under benign".into(),
+            ));
+        }
         Ok(())
     }
 
     /// Checks that the profile can be run: a target and a corpus are present.
     pub fn validate_runnable(&self, origin: &str) -> Result<(), crate::Error> {
+        self.validate_target(origin)?;
+        if self.corpus.is_empty() && self.benign.is_empty() && !self.plain {
+            return Err(crate::Error::flag(
+                "--corpus",
+                format!("no corpus: set corpus (or benign traffic files) in {origin}, pass --corpus DIR, or --plain for plain GETs"),
+            ));
+        }
+        if self.corpus.is_empty() && self.openapi.is_some() {
+            return Err(crate::Error::flag(
+                "--corpus",
+                format!("openapi places the corpus's attack payloads: set corpus in {origin} or pass --corpus DIR"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the target URL: present, http(s), with a host.
+    pub fn validate_target(&self, origin: &str) -> Result<(), crate::Error> {
         if self.target.url.is_empty() {
             return Err(crate::Error::flag(
                 "--target",
@@ -401,14 +574,49 @@ impl Profile {
                 format!("{:?} has no host", self.target.url),
             ));
         }
-        if self.corpus.is_empty() {
-            return Err(crate::Error::flag(
-                "--corpus",
-                format!("no corpus: set corpus in {origin} or pass --corpus DIR"),
-            ));
-        }
         Ok(())
     }
+}
+
+/// Turns a serde_yaml_ng error into `file:line:col: message`. `text` (the file's
+/// content) lets field-level errors point at the field's own line.
+pub fn yaml_error_in(path: &Path, text: &str, e: &serde_yaml_ng::Error) -> ProfileError {
+    let mut err = yaml_error(path, e);
+    if let ProfileError::Syntax {
+        line,
+        column,
+        message,
+        ..
+    } = &mut err
+    {
+        let mark = duration_serde::FIELD_MARK;
+        if let Some(start) = message.find(mark) {
+            let rest = &message[start + 1..];
+            if let Some(end) = rest.find(mark) {
+                let field = rest[..end].to_string();
+                let detail = rest[end + 1..].to_string();
+                let prefix = &message[..start];
+                let from = e.location().map(|l| l.index()).unwrap_or(0);
+                if let Some((l, c)) = locate_key(text, from, &field) {
+                    *line = l;
+                    *column = c;
+                }
+                *message = format!("{prefix}{field}: {detail}");
+            }
+        }
+    }
+    err
+}
+
+/// Line and column (1-based) of the first `key:` at or after byte `from`.
+fn locate_key(text: &str, from: usize, key: &str) -> Option<(usize, usize)> {
+    let re = regex::Regex::new(&format!(r"(?m)(?:^|[\s{{,])({}\s*:)", regex::escape(key))).ok()?;
+    let from = from.min(text.len());
+    let m = re.captures(&text[from..])?.get(1)?;
+    let at = from + m.start();
+    let line = text[..at].matches('\n').count() + 1;
+    let column = at - text[..at].rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    Some((line, column))
 }
 
 /// Turns a serde_yaml_ng error into `file:line:col: message`.
@@ -502,13 +710,26 @@ seed: 7
 
     #[test]
     fn bad_rate_and_share_are_rejected_with_position() {
-        let err = parse("rate: -5\n").unwrap_err().to_string();
-        assert!(err.starts_with("p.yaml:1:"), "{err}");
-        assert!(err.contains("rate must be a positive number"), "{err}");
+        let err = parse("name: x\nseed: 3\nrate: -5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("p.yaml:3:1: rate: must be a positive number"),
+            "{err}"
+        );
         let err = parse("benign_share: 1.5\n").unwrap_err().to_string();
         assert!(err.contains("between 0 and 1"), "{err}");
-        let err = parse("duration: tenseconds\n").unwrap_err().to_string();
-        assert!(err.starts_with("p.yaml:1:"), "{err}");
+        let err = parse("seed: 1\ntimeout: tenseconds\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("p.yaml:2:1: timeout: "), "{err}");
+        let err = parse("stages:\n  - {duration: 5s, rate: 3}\n  - duration: 2s\n    rate: 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("p.yaml:4:5: stages[1]: rate: must be"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -112,3 +112,50 @@ pub fn read_records(dir: &Path) -> std::io::Result<Vec<serde_json::Value>> {
     }
     Ok(out)
 }
+
+/// A record as read back from disk.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+pub struct StoredRecord {
+    #[serde(default)]
+    pub n: Option<u64>,
+    pub src: u32,
+    #[serde(default)]
+    pub t: u64,
+    #[serde(default)]
+    pub wait: u64,
+    #[serde(default)]
+    pub lat: u64,
+    #[serde(default)]
+    pub st: Option<u16>,
+    pub cls: String,
+    #[serde(default)]
+    pub err: Option<String>,
+    #[serde(default)]
+    pub up: Option<u64>,
+    #[serde(default)]
+    pub xp: Option<bool>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Streams every record of a results folder through `f` without holding them in memory.
+/// Returns the number of records; a malformed line is an error naming its line number.
+pub fn for_each_record(dir: &Path, mut f: impl FnMut(StoredRecord)) -> std::io::Result<u64> {
+    let path = dir.join(RECORDS_FILE);
+    let file = File::open(&path)?;
+    let decoder = zstd::Decoder::new(file)?;
+    let reader = std::io::BufReader::with_capacity(1 << 16, decoder);
+    let mut count = 0;
+    for (i, line) in std::io::BufRead::lines(reader).enumerate() {
+        let line = line?;
+        if line.is_empty() {
+            continue;
+        }
+        let record: StoredRecord = serde_json::from_str(&line).map_err(|e| {
+            std::io::Error::other(format!("{}: line {}: {e}", path.display(), i + 1))
+        })?;
+        f(record);
+        count += 1;
+    }
+    Ok(count)
+}

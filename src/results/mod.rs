@@ -5,6 +5,7 @@
 //! Every file is written atomically. Later verbs read these; they never re-run.
 
 mod extproc;
+pub mod merge;
 mod summary;
 mod write;
 

@@ -71,6 +71,72 @@ pub struct DriverConfig {
     pub run_tag: String,
     /// Stop the run when this many requests in a row fail to connect (dead target).
     pub dead_target_after: u64,
+    /// Time zero of the schedule (slot offsets are added to it).
+    pub start: Instant,
+    /// This process sends only its shard of the global slots.
+    pub shard: Shard,
+    /// Engine threads, each running its share of the workers on its own single-threaded
+    /// runtime (no work stealing, no cross-thread wake-ups per request — like wrk's
+    /// thread-per-core event loops).
+    pub threads: usize,
+}
+
+/// Completions travel to the recorder in batches of up to this many, so a busy worker
+/// wakes the recorder thread once per batch, not once per request.
+pub const COMPLETION_BATCH: usize = 64;
+
+/// Shard `index` of `count`: it sends global slots index, index + count, index + 2·count…
+/// at their global intended times, so N shards together send exactly the single-process
+/// schedule (rate / N each, evenly interleaved) and the same requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+impl Shard {
+    /// Parses "I/N" (0-based index).
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let (i, n) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text:?} is not I/N (e.g. 0/4)"))?;
+        let index: u64 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("{i:?} is not a shard index"))?;
+        let count: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{n:?} is not a shard count"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard {index}/{count}: need 0 <= I < N"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The k-th slot of this shard.
+    pub fn slot(&self, k: u64) -> u64 {
+        self.index + k * self.count
+    }
+
+    /// How many of the first `total` global slots belong to this shard.
+    pub fn share_of(&self, total: u64) -> u64 {
+        if total <= self.index {
+            0
+        } else {
+            (total - self.index).div_ceil(self.count)
+        }
+    }
+
+    pub fn is_single(&self) -> bool {
+        self.count == 1
+    }
 }
 
 /// What the driver itself knows at the end.
@@ -88,11 +154,11 @@ pub async fn run_workers<T: Transport>(
     plan: Arc<Plan>,
     classifier: Arc<Classifier>,
     config: DriverConfig,
-    start: Instant,
     cancel: CancellationToken,
-    completions: flume::Sender<Completion>,
+    completions: flume::Sender<Vec<Completion>>,
     progress: Arc<Progress>,
 ) -> DriverStats {
+    let start = config.start;
     let dead_target = Arc::new(AtomicBool::new(false));
     let (job_tx, job_rx) = flume::unbounded::<Job>();
     let closed_counter = Arc::new(AtomicU64::new(0));
@@ -101,13 +167,21 @@ pub async fn run_workers<T: Transport>(
         let progress = progress.clone();
         let slots = config.slots;
         let limit = config.duration_limit;
+        let shard = config.shard;
         std::thread::Builder::new()
             .name("wafload-pacer".into())
-            .spawn(move || pace(schedule, slots, limit, start, job_tx, cancel, progress))
+            .spawn(move || {
+                pace(
+                    schedule, slots, shard, limit, start, job_tx, cancel, progress,
+                )
+            })
             .expect("spawn pacer thread")
     });
 
-    let mut handles = Vec::with_capacity(config.workers);
+    // Workers are dealt round-robin to engine threads; each thread runs a current-thread
+    // runtime, so a worker, its connection task and its timers share one thread.
+    let threads = config.threads.clamp(1, config.workers.max(1));
+    let mut groups: Vec<Vec<WorkerFuture>> = (0..threads).map(|_| Vec::new()).collect();
     for w in 0..config.workers {
         let session = transport.session(w);
         let ctx = WorkerContext {
@@ -120,24 +194,53 @@ pub async fn run_workers<T: Transport>(
             dead_target_after: config.dead_target_after,
             dead_target: dead_target.clone(),
         };
-        let handle = if config.schedule.is_some() {
-            tokio::spawn(open_loop_worker(session, ctx, job_rx.clone()))
+        let fut: WorkerFuture = if config.schedule.is_some() {
+            Box::pin(open_loop_worker(session, ctx, job_rx.clone()))
         } else {
-            tokio::spawn(closed_loop_worker(
+            Box::pin(closed_loop_worker(
                 session,
                 ctx,
                 closed_counter.clone(),
+                config.shard,
                 config.slots,
                 config.duration_limit.map(|d| start + d),
             ))
         };
-        handles.push(handle);
+        groups[w % threads].push(fut);
     }
     drop(job_rx);
     drop(completions);
+    let engines: Vec<_> = groups
+        .into_iter()
+        .enumerate()
+        .map(|(t, group)| {
+            std::thread::Builder::new()
+                .name(format!("wafload-engine-{t}"))
+                .spawn(move || -> u64 {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(r) => r,
+                        Err(_) => return 0,
+                    };
+                    runtime.block_on(async move {
+                        let handles: Vec<_> = group.into_iter().map(tokio::spawn).collect();
+                        let mut sent = 0;
+                        for h in handles {
+                            sent += h.await.unwrap_or(0);
+                        }
+                        sent
+                    })
+                })
+                .expect("spawn engine thread")
+        })
+        .collect();
     let mut sent = 0;
-    for h in handles {
-        sent += h.await.unwrap_or(0);
+    for e in engines {
+        sent += tokio::task::spawn_blocking(move || e.join().unwrap_or(0))
+            .await
+            .unwrap_or(0);
     }
     if let Some(p) = pacer {
         let _ = tokio::task::spawn_blocking(move || p.join()).await;
@@ -156,17 +259,20 @@ pub async fn run_workers<T: Transport>(
 
 /// The pacer: releases slot i at start + offset(i). A dedicated thread, because tokio's
 /// timer wheel has 1 ms granularity and we want sub-millisecond send accuracy.
+#[allow(clippy::too_many_arguments)]
 fn pace(
     schedule: RateSchedule,
     slots: Option<u64>,
+    shard: Shard,
     limit: Option<Duration>,
     start: Instant,
     jobs: flume::Sender<Job>,
     cancel: CancellationToken,
     progress: Arc<Progress>,
 ) {
-    let mut slot = 0u64;
+    let mut k = 0u64;
     loop {
+        let slot = shard.slot(k);
         if slots.is_some_and(|n| slot >= n) {
             break;
         }
@@ -197,15 +303,17 @@ fn pace(
             return;
         }
         progress.dispatched.fetch_add(1, Ordering::Relaxed);
-        slot += 1;
+        k += 1;
     }
 }
+
+type WorkerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
 
 struct WorkerContext {
     plan: Arc<Plan>,
     classifier: Arc<Classifier>,
     cancel: CancellationToken,
-    completions: flume::Sender<Completion>,
+    completions: flume::Sender<Vec<Completion>>,
     progress: Arc<Progress>,
     run_tag: String,
     dead_target_after: u64,
@@ -218,34 +326,51 @@ async fn open_loop_worker<S: Session>(
     jobs: flume::Receiver<Job>,
 ) -> u64 {
     let mut sent = 0;
+    let mut batch = Vec::with_capacity(COMPLETION_BATCH);
     loop {
         let job = tokio::select! {
             biased;
             _ = ctx.cancel.cancelled() => break,
             job = jobs.recv_async() => match job { Ok(j) => j, Err(_) => break },
         };
-        if !send_one(&mut session, &ctx, job).await {
-            sent += 1;
+        sent += 1;
+        batch.push(send_one(&mut session, &ctx, job).await);
+        // Flush when the batch is full or nothing else is due right now (low rates stay live).
+        if (batch.len() >= COMPLETION_BATCH || jobs.is_empty()) && !flush(&ctx, &mut batch).await {
             break;
         }
-        sent += 1;
+        if ctx.dead_target.load(Ordering::Relaxed) {
+            break;
+        }
     }
+    flush(&ctx, &mut batch).await;
     sent
+}
+
+/// Hands a batch of completions to the recorder; false when the recorder is gone.
+async fn flush(ctx: &WorkerContext, batch: &mut Vec<Completion>) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let full = std::mem::replace(batch, Vec::with_capacity(COMPLETION_BATCH));
+    ctx.completions.send_async(full).await.is_ok()
 }
 
 async fn closed_loop_worker<S: Session>(
     mut session: S,
     ctx: WorkerContext,
     counter: Arc<AtomicU64>,
+    shard: Shard,
     slots: Option<u64>,
     deadline: Option<Instant>,
 ) -> u64 {
     let mut sent = 0;
+    let mut batch = Vec::with_capacity(COMPLETION_BATCH);
     loop {
         if ctx.cancel.is_cancelled() || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        let slot = counter.fetch_add(1, Ordering::Relaxed);
+        let slot = shard.slot(counter.fetch_add(1, Ordering::Relaxed));
         if slots.is_some_and(|n| slot >= n) {
             break;
         }
@@ -254,16 +379,20 @@ async fn closed_loop_worker<S: Session>(
             intended: Instant::now(),
         };
         sent += 1;
-        if !send_one(&mut session, &ctx, job).await {
+        batch.push(send_one(&mut session, &ctx, job).await);
+        if batch.len() >= COMPLETION_BATCH && !flush(&ctx, &mut batch).await {
+            break;
+        }
+        if ctx.dead_target.load(Ordering::Relaxed) {
             break;
         }
     }
+    flush(&ctx, &mut batch).await;
     sent
 }
 
-/// Sends one slot and hands the completion to the recorder. Returns false when the
-/// worker should stop (recorder gone or dead target).
-async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) -> bool {
+/// Sends one slot and returns its completion (classified).
+async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) -> Completion {
     let request = ctx.plan.request_for_slot(job.slot);
     let id =
         HeaderValue::from_str(&format!("{}-{}", ctx.run_tag, job.slot)).expect("run tag is ascii");
@@ -292,7 +421,7 @@ async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) ->
             .consecutive_connect_failures
             .store(0, Ordering::Relaxed);
     }
-    let completion = Completion {
+    Completion {
         slot: job.slot,
         source: request.source,
         intended: job.intended,
@@ -305,6 +434,28 @@ async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) ->
         upstream_us: outcome.upstream_service_time_us,
         body_len: outcome.body_len,
         ext_proc: outcome.ext_proc,
-    };
-    ctx.completions.send_async(completion).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn shards_partition_the_slots() {
+        let shards: Vec<Shard> = (0..3).map(|i| Shard { index: i, count: 3 }).collect();
+        let mut all: Vec<u64> = shards
+            .iter()
+            .flat_map(|s| (0..s.share_of(10)).map(move |k| s.slot(k)))
+            .collect();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(
+            shards.iter().map(|s| s.share_of(10)).collect::<Vec<_>>(),
+            vec![4, 3, 3]
+        );
+        assert_eq!(Shard::parse("2/4").unwrap(), Shard { index: 2, count: 4 });
+        assert!(Shard::parse("4/4").is_err());
+        assert!(Shard::parse("x").is_err());
+    }
 }

@@ -4,8 +4,8 @@
 //!
 //! Per stream it answers every message in order, one at a time (like a WAF working through
 //! a queue): the reply to a message leaves `delay(phase)` after the later of its arrival and
-//! the previous reply. Delays are kept by a dedicated timer thread with 1 µs timer slack,
-//! not by tokio's 1 ms timer wheel, so a 1 ms delay measures as 1 ms plus the round trip.
+//! the previous reply. Delays are kept by [`crate::timer`] (a dedicated thread), not by
+//! tokio's 1 ms timer wheel, so a 1 ms delay measures as 1 ms plus the round trip.
 //!
 //! Verdicts: a marker in the request-target or a header value blocks at `request_headers`;
 //! a marker in the body blocks at the body message that completes it (matching also spans
@@ -14,13 +14,12 @@
 //! with the request id) instead. Faults: a gRPC error, a stall past the message timeout, or
 //! an HTTP/2 stream reset, on an exact share of streams at their first message.
 
-use std::collections::{BinaryHeap, HashMap};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,7 +31,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     ImmediateResponse, ProcessingRequest, ProcessingResponse, TrailersResponse,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -165,77 +164,6 @@ impl Counters {
             faults: g(&self.faults),
             client_errors: g(&self.client_errors),
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Precise delays
-
-type TimerEntry = (Instant, oneshot::Sender<()>);
-
-/// One process-wide timer thread: tokio's timer rounds up to whole milliseconds, which
-/// would turn a 1 ms calibration delay into 1–2 ms.
-fn timer() -> &'static Mutex<std::sync::mpsc::Sender<TimerEntry>> {
-    static TIMER: OnceLock<Mutex<std::sync::mpsc::Sender<TimerEntry>>> = OnceLock::new();
-    TIMER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<TimerEntry>();
-        let _ = std::thread::Builder::new()
-            .name("wafload-precise-timer".into())
-            .spawn(move || timer_loop(rx));
-        Mutex::new(tx)
-    })
-}
-
-fn timer_loop(rx: std::sync::mpsc::Receiver<TimerEntry>) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack (in ns).
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong);
-    }
-    let mut heap: BinaryHeap<std::cmp::Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let mut waiting: HashMap<u64, oneshot::Sender<()>> = HashMap::new();
-    let mut next_id = 0u64;
-    loop {
-        let now = Instant::now();
-        while let Some(std::cmp::Reverse((due, id))) = heap.peek().copied() {
-            if due > now {
-                break;
-            }
-            heap.pop();
-            if let Some(tx) = waiting.remove(&id) {
-                let _ = tx.send(());
-            }
-        }
-        let received = match heap.peek() {
-            None => rx.recv().map_err(|_| true),
-            Some(std::cmp::Reverse((due, _))) => rx
-                .recv_timeout(due.saturating_duration_since(Instant::now()))
-                .map_err(|e| e == std::sync::mpsc::RecvTimeoutError::Disconnected),
-        };
-        match received {
-            Ok((due, tx)) => {
-                heap.push(std::cmp::Reverse((due, next_id)));
-                waiting.insert(next_id, tx);
-                next_id += 1;
-            }
-            Err(true) if heap.is_empty() => return,
-            Err(_) => {}
-        }
-    }
-}
-
-/// Sleeps until `deadline` with sub-millisecond accuracy.
-pub async fn sleep_until_precise(deadline: Instant) {
-    if deadline <= Instant::now() {
-        return;
-    }
-    let (tx, rx) = oneshot::channel();
-    let sent = timer()
-        .lock()
-        .map(|t| t.send((deadline, tx)).is_ok())
-        .unwrap_or(false);
-    if !sent || rx.await.is_err() {
-        tokio::time::sleep_until(deadline.into()).await;
     }
 }
 
@@ -525,7 +453,7 @@ async fn serve_stream(
                     }
                     return;
                 }
-                ProcessorFault::Stall => sleep_until_precise(start + c.stall_for).await,
+                ProcessorFault::Stall => crate::timer::sleep_until(start + c.stall_for).await,
             }
         }
         let (delay, response, ends) = match message.request {
@@ -609,7 +537,7 @@ async fn serve_stream(
             ),
             None => continue,
         };
-        sleep_until_precise(start + delay).await;
+        crate::timer::sleep_until(start + delay).await;
         if tx.send(Ok(response)).await.is_err() {
             bump(&state.counters.client_errors);
             return;
