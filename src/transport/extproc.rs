@@ -582,10 +582,14 @@ impl Call {
             }
         };
         let phase_start = Instant::now();
-        let mut sent_at = Vec::with_capacity(chunks.len());
+        let total = chunks.len();
+        let mut sent_at = Vec::with_capacity(total);
         for (chunk, end) in chunks {
+            // A failed send means the stream is already over (e.g. the processor answered an
+            // earlier chunk with an immediate_response while we were still queueing): read
+            // the replies to what was sent, they say why.
             if self.tx.send(body_message(phase, chunk, end)).is_err() {
-                return Err(closed_sender());
+                break;
             }
             sent_at.push(Instant::now());
         }
@@ -615,6 +619,9 @@ impl Call {
                 result = Err(v);
                 break;
             }
+        }
+        if result.is_ok() && sent_at.len() < total {
+            result = Err(closed_sender());
         }
         let phase_us = Some(micros(phase_start.elapsed()));
         match phase {
