@@ -124,3 +124,16 @@ for port in 15203 15201; do
     jq -r --arg l "$label" 'def ms(x): ((x / 10 | round) / 100 | tostring);
       "| \($l) | \(ms(.upstream.gateway.p50)) | \(ms(.latency.all.p50)) |"' "$dir/summary.json"
 done
+
+echo
+echo "## With the compare tooling: wafload sweep, BUFFERED (A) vs STREAMED (B) through the emulation"
+echo
+for m in buffered streamed; do
+    port=15201; [ $m = streamed ] && port=15202
+    printf 'name: gw-%s\ntarget:\n  url: http://127.0.0.1:%s/\nrate: 100\nconnections: 64\nresults_dir: %s\n' \
+        "$m" "$port" "$OUT/sweep" > "$OUT/gw-$m.yaml"
+done
+echo '```'
+"$W" sweep --profile "$OUT/gw-buffered.yaml" --profile-b "$OUT/gw-streamed.yaml" \
+    --label-a buffered --label-b streamed --body-sizes 1k,16k,64k,256k,1m --duration "$DUR"
+echo '```'
