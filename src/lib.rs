@@ -3,6 +3,7 @@
 //! Data flows one way: profile → plan → scheduler → transport → classifier → recorder →
 //! results → report. Each module owns one of those steps; see `docs/architecture.md`.
 
+pub mod analysis;
 pub mod classify;
 pub mod cli;
 pub mod corpus;

@@ -4,6 +4,7 @@
 pub mod corpus;
 pub mod demo;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod target;
 
@@ -34,6 +35,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Serve the calibration target: a WAF stand-in with known rules and delays.
     Target(target::TargetArgs),
+    /// Charts, HTML, Markdown and JSON report of a finished run (from its results alone).
+    Report(report::ReportArgs),
     /// Inspect a gotestwaf-format corpus.
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
@@ -71,6 +74,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Demo(args) => demo::execute(args).await,
         Command::Target(args) => target::execute(args).await,
         Command::Corpus(cmd) => corpus::execute(cmd),
+        Command::Report(args) => report::execute(args),
     }
 }
 

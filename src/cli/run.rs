@@ -96,6 +96,9 @@ pub struct RunArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also write the report (HTML, Markdown, JSON, SVG/PNG charts) into <run>/report.
+    #[arg(long)]
+    pub report: bool,
 }
 
 impl TargetFlags {
@@ -155,6 +158,12 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
     };
     let outcome = run(&profile, &options, cancel).await?;
     print_outcome(&outcome, args.quiet, args.json);
+    if args.report {
+        let written = crate::report::generate(&outcome.dir, &Default::default())?;
+        if !args.json {
+            super::report::print_written(&written, args.quiet);
+        }
+    }
     Ok(exit_code_after_run(
         &outcome.summary,
         signal.load(Ordering::SeqCst),

@@ -4,7 +4,9 @@
 
 mod records;
 
-pub use records::{read_records, RecordLine, RecordWriter, RECORDS_FILE};
+pub use records::{
+    for_each_record, read_records, RecordLine, RecordRead, RecordWriter, RECORDS_FILE,
+};
 
 use crate::classify::Class;
 use crate::schedule::{Completion, Progress};

@@ -2,7 +2,7 @@
 //! goes. Written to a `.partial` file and renamed when complete, so a reader never sees
 //! a half-written file under the final name.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -107,4 +107,69 @@ pub fn read_records(dir: &Path) -> std::io::Result<Vec<serde_json::Value>> {
         out.push(serde_json::from_str(&line).map_err(std::io::Error::other)?);
     }
     Ok(out)
+}
+
+/// A record as read back, with the fields later verbs (report, compare, merge) use.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct RecordRead {
+    #[serde(default)]
+    pub n: Option<u64>,
+    pub src: u32,
+    #[serde(default)]
+    pub t: u64,
+    #[serde(default)]
+    pub wait: u64,
+    #[serde(default)]
+    pub lat: u64,
+    #[serde(default)]
+    pub st: Option<u16>,
+    pub cls: String,
+    #[serde(default)]
+    pub err: Option<String>,
+    #[serde(default)]
+    pub up: Option<u64>,
+    #[serde(default)]
+    pub xp: Option<bool>,
+}
+
+/// Streams the records of a results folder to `visit`, one line at a time, so a
+/// million-request run is read in constant memory. Returns how many records were read;
+/// a bad line is an error naming `requests.jsonl.zst:<line>`.
+pub fn for_each_record(
+    dir: &Path,
+    mut visit: impl FnMut(RecordRead),
+) -> Result<u64, crate::error::Error> {
+    use std::io::BufRead;
+    let path = dir.join(RECORDS_FILE);
+    let file = File::open(&path).map_err(|e| crate::error::Error::io(&path, e))?;
+    let decoder = zstd::Decoder::new(file).map_err(|e| crate::error::Error::io(&path, e))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, decoder);
+    let mut line = String::with_capacity(256);
+    let mut number = 0u64;
+    let mut count = 0u64;
+    loop {
+        line.clear();
+        number += 1;
+        let read = reader
+            .read_line(&mut line)
+            .map_err(|e| crate::error::Error::Results {
+                path: path.clone(),
+                message: format!("line {number}: {e}"),
+            })?;
+        if read == 0 {
+            break;
+        }
+        let text = line.trim_end();
+        if text.is_empty() {
+            continue;
+        }
+        let record: RecordRead =
+            serde_json::from_str(text).map_err(|e| crate::error::Error::Results {
+                path: path.clone(),
+                message: format!("line {number}: {e}"),
+            })?;
+        visit(record);
+        count += 1;
+    }
+    Ok(count)
 }
