@@ -254,7 +254,9 @@ fn common_headers(data: &ReportData) -> Vec<(String, String)> {
 /// The exact request of a source, cut to `limits.text` per field.
 fn request_block(out: &mut String, s: &crate::plan::Source, limits: &Limits) {
     let (target, target_cut) = cut(&s.target, limits.text);
-    out.push_str("<pre>");
+    // A newline right after <pre> is dropped by HTML parsers; writing one keeps a
+    // leading newline of the content itself (payloads can start with one).
+    out.push_str("<pre>\n");
     out.push_str(&t(&s.method));
     out.push(' ');
     out.push_str(&target);
@@ -274,7 +276,8 @@ fn request_block(out: &mut String, s: &crate::plan::Source, limits: &Limits) {
         let (body, body_cut) = cut(&s.body, limits.text);
         let _ = write!(
             out,
-            r#"<div class="muted">body, {} bytes:</div><pre>{body}</pre>{body_cut}"#,
+            r#"<div class="muted">body, {} bytes:</div><pre>
+{body}</pre>{body_cut}"#,
             s.body_len
         );
         if s.body_len > s.body.len() && body_cut.is_empty() {
@@ -360,7 +363,8 @@ fn case_table(
         let (payload, payload_cut) = cut(&s.payload, limits.text);
         let _ = write!(
             out,
-            r#"<tr><td><code>{}</code><br>{} ×{}<br><span class="muted">source #{}</span></td><td><pre class="payload">{payload}</pre>{payload_cut}<div class="muted">{} × {}</div></td><td>"#,
+            r#"<tr><td><code>{}</code><br>{} ×{}<br><span class="muted">source #{}</span></td><td><pre class="payload">
+{payload}</pre>{payload_cut}<div class="muted">{} × {}</div></td><td>"#,
             row.request_id
                 .as_deref()
                 .map(t)
@@ -667,7 +671,7 @@ pub fn render(data: &ReportData, charts: &[EmbeddedChart], limits: &Limits) -> S
     let profile = serde_json::to_string_pretty(&redacted_profile(&s.profile)).unwrap_or_default();
     let _ = writeln!(
         out,
-        "<details><summary>resolved profile (secret header values redacted)</summary><pre>{}</pre></details>",
+        "<details><summary>resolved profile (secret header values redacted)</summary><pre>\n{}</pre></details>",
         t(&profile)
     );
     out.push_str("<h2>Environment</h2>\n");

@@ -196,7 +196,19 @@ pub fn detection(summary: &Summary) -> DetectionView {
         );
     }
     for g in &d.by_case {
-        let (set, case) = g.name.split_once('/').unwrap_or(("", &g.name));
+        // Keys are "set/case"; match the longest known set name rather than splitting at
+        // a '/', which a set name could contain.
+        let (set, case) = d
+            .by_set
+            .iter()
+            .filter_map(|s| {
+                g.name
+                    .strip_prefix(s.name.as_str())
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .map(|case| (s.name.as_str(), case))
+            })
+            .max_by_key(|(set, _)| set.len())
+            .unwrap_or_else(|| g.name.split_once('/').unwrap_or(("", &g.name)));
         let entry = sets.entry(set).or_insert_with(|| SetRows {
             set: RateRow::of(set, g.benign, &Rates::default()),
             cases: Vec::new(),
