@@ -51,9 +51,10 @@ port_in_use() {
 # Sends one HTTP/1.0 GET to 127.0.0.1:$1 and prints the status code (empty on failure).
 http_status() {
     local port="$1" line
+    # shellcheck disable=SC2016  # $0 is expanded by the inner bash
     line="$(timeout 2 bash -c '
         exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
-        printf "GET /lab-ready HTTP/1.0\r\nHost: localhost\r\nX-Request-Id: lab-ready\r\n\r\n" >&3
+        printf "GET /lab-ready HTTP/1.0\r\nHost: localhost\r\nUser-Agent: wafload-lab-ready\r\nAccept: */*\r\nX-Request-Id: lab-ready\r\n\r\n" >&3
         head -n1 <&3' "$port" 2>/dev/null || true)"
     awk '{print $2}' <<<"$line"
 }
@@ -104,7 +105,7 @@ stop() {
     fi
     local child
     for child in $children; do
-        alive "$child" && kill -KILL "$child" 2>/dev/null || true
+        if alive "$child"; then kill -KILL "$child" 2>/dev/null || true; fi
     done
     waited=0
     while alive "$pid" && ((waited < 50)); do
@@ -134,7 +135,7 @@ render() {
 }
 
 start() {
-    local run_dir="" paranoia=1 workers=2 base_port="" ports_csv="" error_log_level=warn access_log=0
+    local pid="" run_dir="" paranoia=1 workers=2 base_port="" ports_csv="" error_log_level=warn access_log=0
     [[ $# -ge 1 ]] || die "start needs RUN_DIR"
     run_dir="$1"
     shift
@@ -168,6 +169,10 @@ start() {
     if [[ -n "$ports_csv" ]]; then
         IFS=, read -r -a ports <<<"$ports_csv"
         [[ ${#ports[@]} -eq ${#FRONTS[@]} ]] || die "--ports needs ${#FRONTS[@]} ports (backend,waf,detect,baseline,tls)"
+        for p in "${ports[@]}"; do
+            # Same wording as nginx's bind error, so callers can retry with other ports.
+            port_in_use "$p" && die "127.0.0.1:$p: Address already in use (--ports)"
+        done
     else
         # Default: the first run of 5 consecutive free ports from --base-port (18080), bounded.
         local base="${base_port:-18080}" tries=0
@@ -185,7 +190,7 @@ start() {
         done
     fi
     for p in "${ports[@]}"; do
-        [[ "$p" =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "bad port '$p'"
+        if ! [[ "$p" =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)); then die "bad port '$p'"; fi
     done
 
     mkdir -p "$run_dir/logs" "$run_dir/tmp/modsec" "$run_dir/tls"
@@ -220,7 +225,7 @@ start() {
     fi
 
     # nginx daemonizes after binding the sockets; wait for the pid file and for every front.
-    local waited=0 pid="" ready
+    local waited=0 ready
     while ((waited < 300)); do
         ready=1
         pid="$(read_pid "$run_dir")" || ready=""

@@ -16,6 +16,7 @@ pub mod results;
 pub mod run;
 pub mod schedule;
 pub mod target;
+pub mod timer;
 pub mod transport;
 
 pub use error::{Error, Result};

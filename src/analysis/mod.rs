@@ -1,4 +1,10 @@
-//! Analysis on results: statistics that reports and comparisons share. Works on counts
-//! and histograms read from a results folder; it never sends, records or renders.
+//! Analysis on results: overhead, A/B comparison with confidence intervals, the SLO gate
+//! and the capacity search. It reads results folders (and drives runs through `run` for
+//! interleaving and capacity steps); it never sends requests itself.
 
+pub mod capacity;
+pub mod compare;
+pub mod interleave;
+pub mod overhead;
+pub mod slo;
 pub mod stats;

@@ -1,8 +1,12 @@
 //! Command-line interface: clap definitions (one file per subcommand) and dispatch.
 //! Turns flags into library calls; all real work happens in the library modules.
 
+pub mod analysis_flags;
+pub mod capacity;
+pub mod compare;
 pub mod corpus;
 pub mod demo;
+pub mod overhead;
 pub mod progress;
 pub mod report;
 pub mod run;
@@ -37,6 +41,12 @@ pub enum Command {
     Target(target::TargetArgs),
     /// Charts, HTML, Markdown and JSON report of a finished run (from its results alone).
     Report(report::ReportArgs),
+    /// Compare two runs (or two profiles, interleaved) with confidence intervals.
+    Compare(compare::CompareArgs),
+    /// Latency the WAF adds: WAF path vs baseline path, interleaved.
+    Overhead(overhead::OverheadArgs),
+    /// Find the highest rate that meets an SLO, and detection at each step.
+    Capacity(capacity::CapacityArgs),
     /// Inspect a gotestwaf-format corpus.
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
@@ -75,6 +85,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Target(args) => target::execute(args).await,
         Command::Corpus(cmd) => corpus::execute(cmd),
         Command::Report(args) => report::execute(args),
+        Command::Compare(args) => compare::execute(args).await,
+        Command::Overhead(args) => overhead::execute(args).await,
+        Command::Capacity(args) => capacity::execute(args).await,
     }
 }
 

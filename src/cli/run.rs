@@ -99,6 +99,10 @@ pub struct RunArgs {
     /// Also write the report (HTML, Markdown, JSON, SVG/PNG charts) into <run>/report.
     #[arg(long)]
     pub report: bool,
+    /// SLO gate, e.g. "p99<50ms,p999<200ms,errors<0.1%,detection>=0.95,fp<=0.01":
+    /// exit 1 when any term is missed (the failing terms are listed).
+    #[arg(long, value_name = "TERMS", value_parser = super::analysis_flags::parse_slo)]
+    pub slo: Option<crate::analysis::slo::Slo>,
 }
 
 impl TargetFlags {

@@ -1,7 +1,7 @@
 //! Serde helpers for human durations ("10s", "250ms") and checked numbers, so that a bad
 //! value is rejected by the deserializer and the error carries the YAML position.
 
-use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+use serde::{Deserialize, Deserializer, Serializer};
 use std::time::Duration;
 
 /// Parses "10s", "1m30s", "250ms", or a bare number of seconds.
@@ -24,11 +24,20 @@ enum Raw {
     Text(String),
 }
 
-fn raw_to_duration<E: serde::de::Error>(raw: Raw) -> Result<Duration, E> {
+/// Marks a custom error with the field it belongs to, so `profile::yaml_error` can point
+/// at the field's own line (serde_yaml_ng reports custom errors at the enclosing mapping).
+pub fn field_error<E: serde::de::Error>(field: &str, message: impl std::fmt::Display) -> E {
+    E::custom(format!("{FIELD_MARK}{field}{FIELD_MARK}{message}"))
+}
+
+/// Separator around the field name inside custom error messages.
+pub const FIELD_MARK: char = '\u{1}';
+
+fn raw_to_duration<E: serde::de::Error>(field: &str, raw: Raw) -> Result<Duration, E> {
     match raw {
         Raw::Num(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),
-        Raw::Num(n) => Err(E::custom(format!("{n} is not a valid duration"))),
-        Raw::Text(t) => parse_duration(&t).map_err(E::custom),
+        Raw::Num(n) => Err(field_error(field, format!("{n} is not a valid duration"))),
+        Raw::Text(t) => parse_duration(&t).map_err(|e| field_error(field, e)),
     }
 }
 
@@ -36,8 +45,12 @@ pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    raw_to_duration(Raw::deserialize(d)?)
+pub fn stage_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    raw_to_duration("duration", Raw::deserialize(d)?)
+}
+
+pub fn timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    raw_to_duration("timeout", Raw::deserialize(d)?)
 }
 
 pub mod opt {
@@ -49,26 +62,31 @@ pub mod opt {
         }
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Ok(Some(raw_to_duration(Raw::deserialize(d)?)?))
+        Ok(Some(raw_to_duration("duration", Raw::deserialize(d)?)?))
     }
 }
 
-fn check_rate<E: serde::de::Error>(v: f64) -> Result<f64, E> {
+fn check_rate<E: serde::de::Error>(field: &str, v: f64) -> Result<f64, E> {
     if v.is_finite() && v > 0.0 && v <= 10_000_000.0 {
         Ok(v)
     } else {
-        Err(E::custom(format!(
-            "rate must be a positive number of requests per second (at most 1e7), got {v}"
-        )))
+        Err(field_error(
+            field,
+            format!("must be a positive number of requests per second (at most 1e7), got {v}"),
+        ))
     }
 }
 
 pub fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    check_rate(f64::deserialize(d)?)
+    check_rate("rate", f64::deserialize(d)?)
 }
 
 pub fn opt_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    Ok(Some(check_rate(f64::deserialize(d)?)?))
+    Ok(Some(check_rate("rate", f64::deserialize(d)?)?))
+}
+
+pub fn opt_to_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(Some(check_rate("to", f64::deserialize(d)?)?))
 }
 
 pub fn opt_share<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
@@ -76,8 +94,9 @@ pub fn opt_share<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Erro
     if (0.0..=1.0).contains(&v) {
         Ok(Some(v))
     } else {
-        Err(D::Error::custom(format!(
-            "benign_share must be between 0 and 1 (0.8 = 80 % benign), got {v}"
-        )))
+        Err(field_error(
+            "benign_share",
+            format!("must be between 0 and 1 (0.8 = 80 % benign), got {v}"),
+        ))
     }
 }

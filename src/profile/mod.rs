@@ -81,13 +81,16 @@ pub struct TargetSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
-    #[serde(with = "duration_serde")]
+    #[serde(
+        serialize_with = "duration_serde::serialize",
+        deserialize_with = "duration_serde::stage_duration"
+    )]
     pub duration: Duration,
     #[serde(deserialize_with = "duration_serde::rate")]
     pub rate: f64,
     #[serde(
         default,
-        deserialize_with = "duration_serde::opt_rate",
+        deserialize_with = "duration_serde::opt_to_rate",
         skip_serializing_if = "Option::is_none"
     )]
     pub to: Option<f64>,
@@ -102,6 +105,10 @@ pub struct Profile {
     pub name: Option<String>,
     #[serde(default)]
     pub target: TargetSpec,
+    /// The same service without the WAF, for `wafload overhead` (e.g. the gateway route
+    /// that skips the filter, or the lab's baseline front).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<TargetSpec>,
     /// Extra headers sent with every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -145,7 +152,11 @@ pub struct Profile {
     /// Concurrent HTTP/2 streams per connection.
     #[serde(default = "default_streams")]
     pub streams_per_connection: usize,
-    #[serde(with = "duration_serde", default = "default_timeout")]
+    #[serde(
+        serialize_with = "duration_serde::serialize",
+        deserialize_with = "duration_serde::timeout",
+        default = "default_timeout"
+    )]
     pub timeout: Duration,
     #[serde(default)]
     pub classify: ClassifyRules,
@@ -186,6 +197,7 @@ impl Default for Profile {
         Profile {
             name: None,
             target: TargetSpec::default(),
+            baseline: None,
             headers: BTreeMap::new(),
             secret_headers: Vec::new(),
             corpus: Vec::new(),
@@ -245,7 +257,8 @@ impl Profile {
 
     /// Parses profile text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Profile, ProfileError> {
-        let profile: Profile = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(path, &e))?;
+        let profile: Profile =
+            serde_yaml_ng::from_str(text).map_err(|e| yaml_error_in(path, text, &e))?;
         profile.validate(path)?;
         Ok(profile)
     }
@@ -411,6 +424,47 @@ impl Profile {
     }
 }
 
+/// Turns a serde_yaml_ng error into `file:line:col: message`. `text` (the file's
+/// content) lets field-level errors point at the field's own line.
+pub fn yaml_error_in(path: &Path, text: &str, e: &serde_yaml_ng::Error) -> ProfileError {
+    let mut err = yaml_error(path, e);
+    if let ProfileError::Syntax {
+        line,
+        column,
+        message,
+        ..
+    } = &mut err
+    {
+        let mark = duration_serde::FIELD_MARK;
+        if let Some(start) = message.find(mark) {
+            let rest = &message[start + 1..];
+            if let Some(end) = rest.find(mark) {
+                let field = rest[..end].to_string();
+                let detail = rest[end + 1..].to_string();
+                let prefix = &message[..start];
+                let from = e.location().map(|l| l.index()).unwrap_or(0);
+                if let Some((l, c)) = locate_key(text, from, &field) {
+                    *line = l;
+                    *column = c;
+                }
+                *message = format!("{prefix}{field}: {detail}");
+            }
+        }
+    }
+    err
+}
+
+/// Line and column (1-based) of the first `key:` at or after byte `from`.
+fn locate_key(text: &str, from: usize, key: &str) -> Option<(usize, usize)> {
+    let re = regex::Regex::new(&format!(r"(?m)(?:^|[\s{{,])({}\s*:)", regex::escape(key))).ok()?;
+    let from = from.min(text.len());
+    let m = re.captures(&text[from..])?.get(1)?;
+    let at = from + m.start();
+    let line = text[..at].matches('\n').count() + 1;
+    let column = at - text[..at].rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    Some((line, column))
+}
+
 /// Turns a serde_yaml_ng error into `file:line:col: message`.
 pub fn yaml_error(path: &Path, e: &serde_yaml_ng::Error) -> ProfileError {
     let full = e.to_string();
@@ -502,13 +556,26 @@ seed: 7
 
     #[test]
     fn bad_rate_and_share_are_rejected_with_position() {
-        let err = parse("rate: -5\n").unwrap_err().to_string();
-        assert!(err.starts_with("p.yaml:1:"), "{err}");
-        assert!(err.contains("rate must be a positive number"), "{err}");
+        let err = parse("name: x\nseed: 3\nrate: -5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("p.yaml:3:1: rate: must be a positive number"),
+            "{err}"
+        );
         let err = parse("benign_share: 1.5\n").unwrap_err().to_string();
         assert!(err.contains("between 0 and 1"), "{err}");
-        let err = parse("duration: tenseconds\n").unwrap_err().to_string();
-        assert!(err.starts_with("p.yaml:1:"), "{err}");
+        let err = parse("seed: 1\ntimeout: tenseconds\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("p.yaml:2:1: timeout: "), "{err}");
+        let err = parse("stages:\n  - {duration: 5s, rate: 3}\n  - duration: 2s\n    rate: 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("p.yaml:4:5: stages[1]: rate: must be"),
+            "{err}"
+        );
     }
 
     #[test]

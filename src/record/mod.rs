@@ -5,7 +5,7 @@
 mod records;
 
 pub use records::{
-    for_each_record, read_records, RecordLine, RecordRead, RecordWriter, RECORDS_FILE,
+    for_each_record, read_records, RecordLine, RecordWriter, StoredRecord, RECORDS_FILE,
 };
 
 use crate::classify::Class;
@@ -75,6 +75,9 @@ pub struct Recorded {
     pub series: Vec<Second>,
     pub first_intended: Option<Duration>,
     pub last_done: Option<Duration>,
+    /// Actual send times of the first and last request (offsets from the run start).
+    pub first_sent: Option<Duration>,
+    pub last_sent: Option<Duration>,
     pub records_written: u64,
 }
 
@@ -96,6 +99,8 @@ impl Recorded {
             series: Vec::new(),
             first_intended: None,
             last_done: None,
+            first_sent: None,
+            last_sent: None,
             records_written: 0,
         }
     }
@@ -222,6 +227,9 @@ impl Recorder {
                 .map_or(intended_off, |f| f.min(intended_off)),
         );
         r.last_done = Some(r.last_done.map_or(done_off, |l| l.max(done_off)));
+        let sent_off = c.sent.saturating_duration_since(self.start);
+        r.first_sent = Some(r.first_sent.map_or(sent_off, |f| f.min(sent_off)));
+        r.last_sent = Some(r.last_sent.map_or(sent_off, |l| l.max(sent_off)));
         let sec = r.second(intended_off.as_secs() as usize);
         sec.sent += 1;
         sec.by_class[c.class.index()] += 1;

@@ -2,7 +2,7 @@
 //! goes. Written to a `.partial` file and renamed when complete, so a reader never sees
 //! a half-written file under the final name.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -109,9 +109,9 @@ pub fn read_records(dir: &Path) -> std::io::Result<Vec<serde_json::Value>> {
     Ok(out)
 }
 
-/// A record as read back, with the fields later verbs (report, compare, merge) use.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct RecordRead {
+/// A record as read back from disk.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+pub struct StoredRecord {
     #[serde(default)]
     pub n: Option<u64>,
     pub src: u32,
@@ -130,45 +130,27 @@ pub struct RecordRead {
     pub up: Option<u64>,
     #[serde(default)]
     pub xp: Option<bool>,
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
-/// Streams the records of a results folder to `visit`, one line at a time, so a
-/// million-request run is read in constant memory. Returns how many records were read;
-/// a bad line is an error naming `requests.jsonl.zst:<line>`.
-pub fn for_each_record(
-    dir: &Path,
-    mut visit: impl FnMut(RecordRead),
-) -> Result<u64, crate::error::Error> {
-    use std::io::BufRead;
+/// Streams every record of a results folder through `f` without holding them in memory.
+/// Returns the number of records; a malformed line is an error naming its line number.
+pub fn for_each_record(dir: &Path, mut f: impl FnMut(StoredRecord)) -> std::io::Result<u64> {
     let path = dir.join(RECORDS_FILE);
-    let file = File::open(&path).map_err(|e| crate::error::Error::io(&path, e))?;
-    let decoder = zstd::Decoder::new(file).map_err(|e| crate::error::Error::io(&path, e))?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, decoder);
-    let mut line = String::with_capacity(256);
-    let mut number = 0u64;
-    let mut count = 0u64;
-    loop {
-        line.clear();
-        number += 1;
-        let read = reader
-            .read_line(&mut line)
-            .map_err(|e| crate::error::Error::Results {
-                path: path.clone(),
-                message: format!("line {number}: {e}"),
-            })?;
-        if read == 0 {
-            break;
-        }
-        let text = line.trim_end();
-        if text.is_empty() {
+    let file = File::open(&path)?;
+    let decoder = zstd::Decoder::new(file)?;
+    let reader = std::io::BufReader::with_capacity(1 << 16, decoder);
+    let mut count = 0;
+    for (i, line) in std::io::BufRead::lines(reader).enumerate() {
+        let line = line?;
+        if line.is_empty() {
             continue;
         }
-        let record: RecordRead =
-            serde_json::from_str(text).map_err(|e| crate::error::Error::Results {
-                path: path.clone(),
-                message: format!("line {number}: {e}"),
-            })?;
-        visit(record);
+        let record: StoredRecord = serde_json::from_str(&line).map_err(|e| {
+            std::io::Error::other(format!("{}: line {}: {e}", path.display(), i + 1))
+        })?;
+        f(record);
         count += 1;
     }
     Ok(count)

@@ -3,7 +3,6 @@
 //! per-source tallies. Exporters (HTML, Markdown, JSON, charts) only format these views;
 //! the numbers are computed here, once, so every format prints the same figures.
 
-use crate::analysis::stats::{wilson95, Proportion};
 use crate::error::Error;
 use crate::plan::Source;
 use crate::record::{for_each_record, RECORDS_FILE};
@@ -15,6 +14,32 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// A proportion with its Wilson 95 % interval, all in 0..=1, as every format prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Proportion {
+    pub successes: u64,
+    pub trials: u64,
+    pub rate: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// `successes` of `trials` with its Wilson 95 % interval (`analysis::stats::wilson`);
+/// `None` when there were no trials. Bounds are exact at 0 and at `trials`.
+pub fn wilson95(successes: u64, trials: u64) -> Option<Proportion> {
+    if successes > trials {
+        return None;
+    }
+    let (low, high) = crate::analysis::stats::wilson(successes, trials)?;
+    Some(Proportion {
+        successes,
+        trials,
+        rate: successes as f64 / trials as f64,
+        low: if successes == 0 { 0.0 } else { low },
+        high: if successes == trials { 1.0 } else { high },
+    })
+}
 
 /// How much of the per-request detail a report shows. The caps keep a report of a
 /// million-request run small enough to open and attach; every table says what it left out.
@@ -94,6 +119,7 @@ impl ReportData {
     fn read_records(&mut self) -> Result<(), Error> {
         let mut tallies = vec![SourceTally::default(); self.sources.len()];
         let mut skipped = 0u64;
+        let path = self.dir.join(RECORDS_FILE);
         let read = for_each_record(&self.dir, |r| {
             let Some(t) = tallies.get_mut(r.src as usize) else {
                 skipped += 1;
@@ -116,6 +142,10 @@ impl ReportData {
                 }
                 _ => {}
             }
+        })
+        .map_err(|e| Error::Results {
+            path: path.clone(),
+            message: e.to_string(),
         })?;
         self.records_read = read;
         self.records_skipped = skipped;
@@ -533,6 +563,30 @@ pub fn ms(us: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 0.000_05
+    }
+
+    /// Newcombe (1998), "Two-sided confidence intervals for the single proportion",
+    /// Statistics in Medicine 17:857–872, table I, method 3 (score, no continuity
+    /// correction), published to four decimals.
+    #[test]
+    fn wilson_matches_newcombe_1998_and_is_exact_at_the_edges() {
+        for (k, n, lo, hi) in [
+            (81, 263, 0.2553, 0.3662),
+            (15, 148, 0.0624, 0.1605),
+            (0, 20, 0.0, 0.1611),
+            (1, 29, 0.0061, 0.1718),
+        ] {
+            let p = wilson95(k, n).unwrap();
+            assert!(close(p.low, lo) && close(p.high, hi), "{k}/{n}: {p:?}");
+        }
+        assert!(wilson95(0, 0).is_none() && wilson95(3, 2).is_none());
+        let all = wilson95(10, 10).unwrap();
+        assert!(all.high == 1.0 && close(all.low, 0.7225));
+        assert_eq!(wilson95(0, 10).unwrap().low, 0.0);
+    }
 
     #[test]
     fn spectrum_stops_at_resolvable_quantiles_and_ends_at_max() {

@@ -384,16 +384,16 @@ impl Summary {
             (Some(a), Some(b)) if b > a => b - a,
             _ => std::time::Duration::ZERO,
         };
-        let send_window = recorded
-            .series
-            .iter()
-            .rposition(|s| s.sent > 0)
-            .map(|_| window)
-            .unwrap_or_default();
-        let achieved_rate = if send_window.as_secs_f64() > 0.0 {
-            sent as f64 / send_window.as_secs_f64()
-        } else {
-            0.0
+        // Achieved rate: open loop, (n - 1) intervals between the first and last actual
+        // send; closed loop, requests over the time from first send to last answer.
+        let achieved_rate = match (recorded.first_sent, recorded.last_sent, recorded.last_done) {
+            (Some(first), Some(last), _) if run.mode == "open" && last > first && sent > 1 => {
+                (sent - 1) as f64 / (last - first).as_secs_f64()
+            }
+            (Some(first), _, Some(done)) if done > first => {
+                sent as f64 / (done - first).as_secs_f64()
+            }
+            _ => 0.0,
         };
         let lateness = Lateness {
             late: recorded.late,

@@ -37,11 +37,11 @@ pub struct RunOutcome {
     pub summary: Summary,
 }
 
-/// Slots and timing for the driver, derived from the profile and the plan.
-fn driver_shape(
-    profile: &Profile,
-    plan: &Plan,
-) -> Result<(Option<u64>, Option<RateSchedule>, Option<Duration>), Error> {
+/// Slots (`None` = bounded by time), open-loop schedule (`None` = closed loop) and a time
+/// limit, derived from the profile and the plan.
+type DriverShape = (Option<u64>, Option<RateSchedule>, Option<Duration>);
+
+fn driver_shape(profile: &Profile, plan: &Plan) -> Result<DriverShape, Error> {
     if profile.max {
         let slots = match (profile.requests, profile.duration) {
             (Some(n), _) => Some(n),
@@ -204,13 +204,13 @@ pub async fn execute<T: Transport>(
         workers: transport.max_in_flight(),
         run_tag: request_id_prefix.clone(),
         dead_target_after: DEAD_TARGET_AFTER,
+        start,
     };
     let stats = run_workers(
         transport.clone(),
         plan.clone(),
         classifier.clone(),
         config,
-        start,
         cancel.clone(),
         tx,
         progress.clone(),

@@ -69,6 +69,8 @@ pub struct DriverConfig {
     pub run_tag: String,
     /// Stop the run when this many requests in a row fail to connect (dead target).
     pub dead_target_after: u64,
+    /// Time zero of the schedule (slot offsets are added to it).
+    pub start: Instant,
 }
 
 /// What the driver itself knows at the end.
@@ -86,11 +88,11 @@ pub async fn run_workers<T: Transport>(
     plan: Arc<Plan>,
     classifier: Arc<Classifier>,
     config: DriverConfig,
-    start: Instant,
     cancel: CancellationToken,
     completions: flume::Sender<Completion>,
     progress: Arc<Progress>,
 ) -> DriverStats {
+    let start = config.start;
     let dead_target = Arc::new(AtomicBool::new(false));
     let (job_tx, job_rx) = flume::unbounded::<Job>();
     let closed_counter = Arc::new(AtomicU64::new(0));
@@ -222,11 +224,10 @@ async fn open_loop_worker<S: Session>(
             _ = ctx.cancel.cancelled() => break,
             job = jobs.recv_async() => match job { Ok(j) => j, Err(_) => break },
         };
+        sent += 1;
         if !send_one(&mut session, &ctx, job).await {
-            sent += 1;
             break;
         }
-        sent += 1;
     }
     sent
 }

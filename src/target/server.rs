@@ -544,10 +544,11 @@ async fn handle(
     if let Some((workers, service_time)) = &state.capacity {
         // A closed semaphore cannot happen (it is never closed); serve without a worker then.
         let _worker = workers.acquire().await.ok();
-        tokio::time::sleep(*service_time).await;
+        crate::timer::sleep(*service_time).await;
     }
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        // Sub-millisecond precise: known-answer tests compare delays of ±0.3 ms.
+        crate::timer::sleep(delay).await;
     }
 
     match fault {
@@ -609,7 +610,7 @@ async fn handle(
         format!("ok {request_id_text}\n"),
     );
     if let Some(upstream) = state.config.faults.upstream_service_time {
-        tokio::time::sleep(upstream).await;
+        crate::timer::sleep(upstream).await;
         response.headers_mut().insert(
             HeaderName::from_static(UPSTREAM_SERVICE_TIME_HEADER),
             HeaderValue::from(upstream.as_millis() as u64),

@@ -254,10 +254,13 @@ enum Io {
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
+/// Shared HTTP/2 connections, one slot per connection, (re)connected lazily.
+type H2Pool = Arc<Vec<tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>>>;
+
 /// The HTTP transport: HTTP/1.1 (one connection per worker) or HTTP/2 (shared pool).
 pub struct HttpTransport {
     endpoint: Arc<Endpoint>,
-    h2_pool: Arc<Vec<tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>>>,
+    h2_pool: H2Pool,
 }
 
 impl HttpTransport {
@@ -299,17 +302,13 @@ impl Transport for HttpTransport {
 pub struct HttpSession {
     endpoint: Arc<Endpoint>,
     h1: Option<http1::SendRequest<Full<Bytes>>>,
-    h2_pool: Arc<Vec<tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>>>,
+    h2_pool: H2Pool,
     h2_slot: usize,
 }
 
 impl Session for HttpSession {
-    fn send<'a>(
-        &'a mut self,
-        request: &'a PreparedRequest,
-        request_id: HeaderValue,
-    ) -> impl std::future::Future<Output = Outcome> + Send + 'a {
-        async move {
+    async fn send(&mut self, request: &PreparedRequest, request_id: HeaderValue) -> Outcome {
+        {
             let timeout = self.endpoint.timeout;
             let result = match self.endpoint.version {
                 Negotiated::H1 => {

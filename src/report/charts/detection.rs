@@ -2,9 +2,8 @@
 //! whiskers and counts; beside it, the false-positive rate of the benign sets.
 
 use super::*;
-use crate::analysis::stats::Proportion;
 use crate::report::escape;
-use crate::report::model::{detection, percent, RateRow, SetRows};
+use crate::report::model::{detection, percent, Proportion, RateRow, SetRows};
 
 /// Case rows shown per panel; the worst cases are kept when a corpus has more.
 pub const MAX_CASE_ROWS: usize = 60;

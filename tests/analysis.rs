@@ -1,0 +1,202 @@
+//! Known answers for the sign-off tools: overhead of a +2 ms target, no difference between
+//! identical targets, header-based decomposition, capacity of a target with a known
+//! throughput limit, and the fail-open finding.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use wafload::analysis::capacity::{search, CapacityOptions};
+use wafload::analysis::compare::ArmData;
+use wafload::analysis::interleave::{interleave, Arm};
+use wafload::analysis::overhead::overhead;
+use wafload::analysis::slo::Slo;
+use wafload::target::{self, Capacity, Delay, Faults, TargetConfig};
+use tokio_util::sync::CancellationToken;
+
+fn target_with(delay_ms: f64) -> TargetConfig {
+    TargetConfig {
+        markers: vec!["wafload-evil".into()],
+        delay: Delay::Fixed(Duration::from_secs_f64(delay_ms / 1000.0)),
+        ..TargetConfig::default()
+    }
+}
+
+async fn interleaved(
+    a_url: &str,
+    b_url: &str,
+    seed: u64,
+    pairs: usize,
+    block: Duration,
+    results: &std::path::Path,
+) -> (ArmData, ArmData) {
+    let mut pa = profile(a_url, &[fixture("known")], results);
+    pa.rate = Some(200.0);
+    pa.benign_share = Some(0.5);
+    pa.seed = seed;
+    let mut pb = pa.clone();
+    pb.target.url = b_url.to_string();
+    let out = results.join(format!("il-{seed}"));
+    let res = interleave(
+        &Arm { label: "baseline".into(), profile: pa },
+        &Arm { label: "waf".into(), profile: pb },
+        pairs,
+        block,
+        &out,
+        false,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    (
+        ArmData::from_runs("baseline", &res.a_runs).unwrap(),
+        ArmData::from_runs("waf", &res.b_runs).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overhead_of_a_two_millisecond_target_is_two_milliseconds() {
+    let _guard = TIMING.lock().await;
+    let base = target::start(target_with(1.0)).await.unwrap();
+    let waf = target::start(target_with(3.0)).await.unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let (a, b) = interleaved(&base.url(), &waf.url(), 1, 3, Duration::from_secs(1), results.path()).await;
+    assert_eq!(a.sent, 600);
+    assert_eq!(b.sent, 600);
+    let report = overhead(Some(&a), &b, 1);
+    let c = report.comparison.unwrap();
+    let p50 = &c.latency[0];
+    eprintln!("p50 diff {:.3} ms, CI {:.3} … {:.3}; {}", p50.diff, p50.low, p50.high, c.verdicts[0]);
+    assert!((p50.diff - 2.0).abs() <= 0.3, "p50 overhead {} ms", p50.diff);
+    assert!(p50.low <= 2.0 && 2.0 <= p50.high, "CI {}…{} misses 2 ms", p50.low, p50.high);
+    assert!(c.verdicts[0].starts_with("p50: waf is "), "{}", c.verdicts[0]);
+    assert!(c.verdicts[0].contains("slower than baseline"), "{}", c.verdicts[0]);
+    base.shutdown().await;
+    waf.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_targets_show_no_significant_difference() {
+    let _guard = TIMING.lock().await;
+    let a_target = target::start(target_with(1.0)).await.unwrap();
+    let b_target = target::start(target_with(1.0)).await.unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let mut same = 0;
+    for seed in 1..=10u64 {
+        let (a, b) = interleaved(
+            &a_target.url(),
+            &b_target.url(),
+            seed,
+            2,
+            Duration::from_millis(500),
+            results.path(),
+        )
+        .await;
+        let c = wafload::analysis::compare::compare(&a, &b, seed);
+        eprintln!("seed {seed}: {}", c.verdicts[0]);
+        if c.verdicts[0].starts_with("p50: no significant difference") {
+            same += 1;
+        }
+    }
+    assert!(same >= 9, "only {same} of 10 said no significant difference");
+    a_target.shutdown().await;
+    b_target.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_header_decomposition_recovers_the_filter_delay() {
+    let _guard = TIMING.lock().await;
+    // Filter (the WAF) adds 3 ms; the upstream takes 5 ms and says so in the header.
+    let t = target::start(TargetConfig {
+        faults: Faults {
+            upstream_service_time: Some(Duration::from_millis(5)),
+            ..Faults::default()
+        },
+        ..target_with(3.0)
+    })
+    .await
+    .unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let mut p = profile(&t.url(), &[fixture("known")], results.path());
+    p.rate = Some(200.0);
+    p.duration = Some(Duration::from_secs(2));
+    p.benign_share = Some(1.0);
+    let outcome = run_profile(&p).await;
+    let arm = ArmData::from_runs("waf", &[outcome.dir]).unwrap();
+    let d = overhead(None, &arm, 1).decomposition.expect("header seen");
+    let gateway_p50 = ms(d.gateway.p50);
+    eprintln!("upstream p50 {} ms, gateway+filter p50 {gateway_p50} ms", ms(d.upstream.p50));
+    assert_eq!(d.upstream.p50, 5000);
+    assert!((gateway_p50 - 3.0).abs() <= 0.3, "gateway+filter p50 {gateway_p50} ms");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_search_finds_a_known_limit_within_ten_percent() {
+    let _guard = TIMING.lock().await;
+    // 4 workers × 2 ms service time: at most 2000 req/s.
+    let t = target::start(TargetConfig {
+        faults: Faults {
+            capacity: Some(Capacity {
+                workers: 4,
+                service_time: Duration::from_millis(2),
+            }),
+            ..Faults::default()
+        },
+        ..target_with(0.0)
+    })
+    .await
+    .unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let mut p = profile(&t.url(), &[fixture("known")], results.path());
+    p.benign_share = Some(0.5);
+    p.connections = 128;
+    let mut options = CapacityOptions::new(Slo::parse("p99<50ms,errors<1%").unwrap());
+    options.start_rate = 250.0;
+    options.step = Duration::from_secs(2);
+    options.budget = Duration::from_secs(60);
+    let report = search(&p, &options, results.path(), true, CancellationToken::new())
+        .await
+        .unwrap();
+    eprint!("{}", wafload::analysis::capacity::render(&report));
+    let found = report.sustainable_rate.expect("some rate met the SLO");
+    assert!(
+        (1800.0..=2200.0).contains(&found),
+        "sustainable {found} req/s, true limit 2000"
+    );
+    assert!(report.elapsed_s < 60.0 && !report.budget_exhausted);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_report_shows_where_the_waf_fails_open() {
+    let _guard = TIMING.lock().await;
+    let t = target::start(TargetConfig {
+        faults: Faults {
+            fail_open_above: Some(600.0),
+            ..Faults::default()
+        },
+        ..target_with(0.0)
+    })
+    .await
+    .unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let mut p = profile(&t.url(), &[fixture("known")], results.path());
+    p.benign_share = Some(0.5);
+    let mut options = CapacityOptions::new(Slo::parse("p99<100ms").unwrap());
+    options.start_rate = 200.0;
+    options.max_rate = 1000.0;
+    options.step = Duration::from_secs(2);
+    let report = search(&p, &options, results.path(), true, CancellationToken::new())
+        .await
+        .unwrap();
+    eprint!("{}", wafload::analysis::capacity::render(&report));
+    let rates: Vec<f64> = report.steps.iter().map(|s| s.rate).collect();
+    assert_eq!(rates, vec![200.0, 400.0, 800.0]);
+    let finding = report.fail_open.expect("fail-open reported");
+    assert!(finding.contains("at 800 req/s"), "{finding}");
+    // Below the threshold every marked attack is blocked (8 of 22 resolve as blocked).
+    let d200 = report.steps[0].detection.unwrap();
+    assert!((d200 - 8.0 / 22.0).abs() < 0.02, "{d200}");
+    t.shutdown().await;
+}

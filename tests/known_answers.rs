@@ -1,0 +1,166 @@
+//! Known-answer tests against the calibration target: detection and false-positive rates
+//! are exact, latency percentiles are bounded by the injected delay, the open-loop rate
+//! is accurate, and a target stall shows in p99 (no coordinated omission).
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use wafload::record::read_records;
+use wafload::target::{self, Delay, Faults, Pause, TargetConfig};
+
+fn marker_target() -> TargetConfig {
+    TargetConfig {
+        markers: vec!["wafload-evil".into()],
+        ..TargetConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_and_false_positive_rates_are_exact() {
+    let _guard = TIMING.lock().await;
+    let target = target::start(marker_target()).await.unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let mut p = profile(&target.url(), &[fixture("known")], results.path());
+    p.rate = Some(200.0);
+    let outcome = run_profile(&p).await;
+    let s = &outcome.summary;
+    let d = &s.detection;
+    // 22 attack requests: marked.yml 6 of 18 blocked (Plain only), paths.yml 2 of 4.
+    assert_eq!((d.attacks.blocked, d.attacks.passed), (8, 14), "{d:#?}");
+    assert_eq!(d.attacks.rate, Some(8.0 / 22.0));
+    // 6 benign requests, one payload mentions the marker in 2 places.
+    assert_eq!((d.benign.blocked, d.benign.passed), (2, 4));
+    assert_eq!(d.benign.rate, Some(2.0 / 6.0));
+    let by = |name: &str| {
+        let g = d.by_placeholder.iter().find(|g| g.name == name).unwrap();
+        (g.rates.blocked, g.rates.passed)
+    };
+    assert_eq!(by("URLParam"), (2, 4));
+    assert_eq!(by("Header"), (2, 4));
+    assert_eq!(by("JSONBody"), (2, 4));
+    assert_eq!(by("URLPath"), (1, 1));
+    assert_eq!(by("HTMLForm"), (1, 1));
+    let enc = |name: &str| {
+        let g = d.by_encoder.iter().find(|g| g.name == name).unwrap();
+        (g.rates.blocked, g.rates.passed)
+    };
+    assert_eq!(enc("Plain"), (6, 3));
+    assert_eq!(enc("Base64"), (0, 9));
+    assert_eq!(enc("URL"), (2, 2));
+    // Every planned request yields exactly one record; the target saw each exactly once.
+    assert_eq!(s.sent, 28);
+    assert_eq!(s.planned, 28);
+    assert_eq!(s.records, 28);
+    assert_eq!(read_records(&outcome.dir).unwrap().len(), 28);
+    let seen = target.stats();
+    assert_eq!(seen.requests, 28);
+    assert_eq!(seen.blocked, 10);
+    target.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_delay_bounds_the_median_latency() {
+    let _guard = TIMING.lock().await;
+    let delay = Duration::from_millis(20);
+    let target = target::start(TargetConfig {
+        delay: Delay::Fixed(delay),
+        ..marker_target()
+    })
+    .await
+    .unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let mut p = profile(&target.url(), &[fixture("known")], results.path());
+    p.rate = Some(100.0);
+    p.duration = Some(Duration::from_secs(2));
+    let s = run_profile(&p).await.summary;
+    let all = &s.latency["all"];
+    assert_eq!(all.count, 200);
+    let p50 = ms(all.p50);
+    assert!(
+        (20.0..=25.0).contains(&p50),
+        "p50 {p50} ms outside [D, D+5ms]"
+    );
+    assert!(
+        ms(all.min) >= 20.0,
+        "min {} ms below the injected delay",
+        ms(all.min)
+    );
+    target.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_rate_is_accurate_at_500_per_second() {
+    let _guard = TIMING.lock().await;
+    let target = target::start(marker_target()).await.unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let mut p = profile(&target.url(), &[fixture("known")], results.path());
+    p.rate = Some(500.0);
+    p.duration = Some(Duration::from_secs(10));
+    p.benign_share = Some(0.5);
+    let s = run_profile(&p).await.summary;
+    let err_count = (s.sent as f64 - 5000.0).abs() / 5000.0;
+    let err_rate = (s.achieved_rate - 500.0).abs() / 500.0;
+    eprintln!(
+        "sent {} achieved {:.2} req/s, late {} (p99 wait {} µs)",
+        s.sent, s.achieved_rate, s.lateness.late, s.lateness.p99_us
+    );
+    assert!(
+        err_count <= 0.01,
+        "count {} off by {:.2} %",
+        s.sent,
+        err_count * 100.0
+    );
+    assert!(
+        err_rate <= 0.01,
+        "rate {} off by {:.2} %",
+        s.achieved_rate,
+        err_rate * 100.0
+    );
+    assert_eq!(target.stats().requests, s.sent);
+    // The benign share is exact: 2500 benign slots.
+    assert_eq!(s.detection.benign.total(), 2500);
+    target.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_second_stall_shows_in_p99_without_coordinated_omission() {
+    let _guard = TIMING.lock().await;
+    let target = target::start(TargetConfig {
+        faults: Faults {
+            pause: Some(Pause {
+                after: Duration::from_secs(2),
+                length: Duration::from_secs(1),
+            }),
+            ..Faults::default()
+        },
+        ..marker_target()
+    })
+    .await
+    .unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let mut p = profile(&target.url(), &[fixture("known")], results.path());
+    p.rate = Some(200.0);
+    p.duration = Some(Duration::from_secs(5));
+    p.benign_share = Some(0.5);
+    p.connections = 16;
+    let s = run_profile(&p).await.summary;
+    let all = &s.latency["all"];
+    eprintln!(
+        "p50 {} ms p90 {} ms p99 {} ms max {} ms",
+        ms(all.p50),
+        ms(all.p90),
+        ms(all.p99),
+        ms(all.max)
+    );
+    assert_eq!(all.count, 1000);
+    // 200 of 1000 requests fall in the stall and wait up to 1 s: p90 and p99 show it.
+    assert!(
+        ms(all.p99) >= 500.0,
+        "p99 {} ms hides the stall",
+        ms(all.p99)
+    );
+    assert!(ms(all.max) >= 900.0, "max {} ms", ms(all.max));
+    assert!(ms(all.p50) < 50.0, "p50 {} ms", ms(all.p50));
+    target.shutdown().await;
+}
