@@ -168,9 +168,14 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
             super::report::print_written(&written, args.quiet);
         }
     }
-    Ok(exit_code_after_run(
+    let code = exit_code_after_run(&outcome.summary, signal.load(Ordering::SeqCst));
+    if code != 0 {
+        return Ok(code);
+    }
+    Ok(super::analysis_flags::gate(
+        args.slo.as_ref(),
         &outcome.summary,
-        signal.load(Ordering::SeqCst),
+        args.quiet || args.json,
     ))
 }
 
