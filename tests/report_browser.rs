@@ -35,7 +35,10 @@ fn shared_corpus() -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{} is missing and CI=true", p.display());
     }
-    eprintln!("SKIP: {} not found (the stock gotestwaf corpus)", p.display());
+    eprintln!(
+        "SKIP: {} not found (the stock gotestwaf corpus)",
+        p.display()
+    );
     None
 }
 
@@ -67,7 +70,8 @@ fn hostile_payloads(canary: &str) -> Vec<String> {
         format!("<object data=\"{canary}/object\"></object>"),
         format!("<svg><image href=\"{canary}/svgimage\"/></svg>"),
         "<plaintext>".to_string(),
-        "\nleading newline, CR LF\r\nSet-Cookie: x=1\u{0}nul\u{7f}del\u{2028}ls &amp; &lt;".to_string(),
+        "\nleading newline, CR LF\r\nSet-Cookie: x=1\u{0}nul\u{7f}del\u{2028}ls &amp; &lt;"
+            .to_string(),
         "&lt;script&gt; already-escaped &#x3C;img&#x3E; &nbsp;\u{a0}nbsp".to_string(),
     ]
 }
@@ -160,24 +164,75 @@ fn tags(dom: &str) -> Vec<(String, Vec<(String, String)>)> {
 }
 
 const ALLOWED_TAGS: &[&str] = &[
-    "html", "head", "meta", "title", "style", "body", "main", "h1", "h2", "h3", "p", "div",
-    "span", "code", "b", "table", "thead", "tbody", "tr", "th", "td", "colgroup", "col",
-    "figure", "figcaption", "details", "summary", "pre", "br", "svg", "rect", "text",
-    "polyline", "polygon", "line", "circle", "path", "g",
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "main",
+    "h1",
+    "h2",
+    "h3",
+    "p",
+    "div",
+    "span",
+    "code",
+    "b",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "colgroup",
+    "col",
+    "figure",
+    "figcaption",
+    "details",
+    "summary",
+    "pre",
+    "br",
+    "svg",
+    "rect",
+    "text",
+    "polyline",
+    "polygon",
+    "line",
+    "circle",
+    "path",
+    "g",
 ];
 const FORBIDDEN_ATTRS: &[&str] = &[
-    "href", "xlink:href", "src", "srcset", "srcdoc", "action", "formaction", "data", "poster",
-    "background", "ping", "autofocus", "open",
+    "href",
+    "xlink:href",
+    "src",
+    "srcset",
+    "srcdoc",
+    "action",
+    "formaction",
+    "data",
+    "poster",
+    "background",
+    "ping",
+    "autofocus",
+    "open",
 ];
 
 /// The DOM holds only the report's own structure.
 fn assert_structure(dom: &str) {
     let mut csp = 0;
     for (name, attrs) in tags(dom) {
-        assert!(ALLOWED_TAGS.contains(&name.as_str()), "element <{name}> in the DOM");
+        assert!(
+            ALLOWED_TAGS.contains(&name.as_str()),
+            "element <{name}> in the DOM"
+        );
         for (a, v) in &attrs {
             assert!(!a.starts_with("on"), "event handler {a} on <{name}>");
-            assert!(!FORBIDDEN_ATTRS.contains(&a.as_str()), "attribute {a} on <{name}>");
+            assert!(
+                !FORBIDDEN_ATTRS.contains(&a.as_str()),
+                "attribute {a} on <{name}>"
+            );
             if a == "http-equiv" {
                 assert_eq!(v.to_ascii_lowercase(), "content-security-policy");
                 csp += 1;
@@ -229,7 +284,10 @@ fn report_payloads_never_execute_or_load_in_chromium() {
     )
     .unwrap();
     let dom = chromium::dump_dom(&chromium, &control, &chromium::proxy_args(&canary)).stdout;
-    assert!(dom.contains("<title>PWNED</title>"), "control: script did not run:\n{dom}");
+    assert!(
+        dom.contains("<title>PWNED</title>"),
+        "control: script did not run:\n{dom}"
+    );
     assert!(
         canary.page_hits().iter().any(|h| h.contains("control-img")),
         "control: canary saw no request: {:?}",
@@ -245,7 +303,10 @@ fn report_payloads_never_execute_or_load_in_chromium() {
     )
     .unwrap();
     let dom = chromium::dump_dom(&chromium, &with_csp, &[]).stdout;
-    assert!(dom.contains("<title>t</title>"), "CSP did not block the script:\n{dom}");
+    assert!(
+        dom.contains("<title>t</title>"),
+        "CSP did not block the script:\n{dom}"
+    );
 
     // The report.
     let before = canary.page_hits().len();
@@ -261,7 +322,13 @@ fn report_payloads_never_execute_or_load_in_chromium() {
     }
     let counts: Vec<[u64; 5]> = sources
         .iter()
-        .map(|s| if s.benign { [1, 0, 0, 0, 0] } else { [0, 1, 0, 0, 0] })
+        .map(|s| {
+            if s.benign {
+                [1, 0, 0, 0, 0]
+            } else {
+                [0, 1, 0, 0, 0]
+            }
+        })
         .collect();
     let run = tmp.path().join("run");
     write_results(&run, &sources, &counts, &FixtureOptions::default()).unwrap();
@@ -283,7 +350,11 @@ fn report_payloads_never_execute_or_load_in_chromium() {
     let html = run.join("report/report.html");
     let out = chromium::dump_dom(&chromium, &html, &chromium::proxy_args(&canary));
     let dom = out.stdout;
-    assert!(dom.len() > 10_000, "empty DOM dump; stderr:\n{}", out.stderr);
+    assert!(
+        dom.len() > 10_000,
+        "empty DOM dump; stderr:\n{}",
+        out.stderr
+    );
     eprintln!(
         "report.html {} bytes, {} sources; chromium --dump-dom {:?}",
         std::fs::metadata(&html).unwrap().len(),
@@ -297,7 +368,10 @@ fn report_payloads_never_execute_or_load_in_chromium() {
     assert!(dom.contains("<title>wafload report synthetic</title>"));
     assert_structure(&dom);
     let new_hits: Vec<String> = canary.page_hits()[before..].to_vec();
-    assert!(new_hits.is_empty(), "the report made network requests: {new_hits:?}");
+    assert!(
+        new_hits.is_empty(),
+        "the report made network requests: {new_hits:?}"
+    );
 
     // Every payload is in the DOM, verbatim as the report shows it.
     let cells = payload_cells(&dom);
@@ -321,7 +395,11 @@ fn report_payloads_never_execute_or_load_in_chromium() {
     )));
 
     // Each chart as a standalone SVG document: hostile labels stay text.
-    for f in written.files.iter().filter(|f| f.extension().is_some_and(|e| e == "svg")) {
+    for f in written
+        .files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "svg"))
+    {
         let out = chromium::dump_dom(&chromium, f, &chromium::proxy_args(&canary));
         for s in SENTINELS {
             assert!(!out.stdout.contains(s), "{}: sentinel {s}", f.display());

@@ -19,12 +19,60 @@ type Row = (
 );
 
 const ROWS: &[Row] = &[
-    ("alpha", "a1", "URLParam", "Plain", false, "' OR 1=1 --", [50, 5, 0, 0, 0]),
-    ("alpha", "a1", "URLParam", "Plain", false, "<script>x</script>", [45, 0, 0, 0, 0]),
-    ("alpha", "a2", "Header", "Base64", false, "${jndi:ldap://x}", [0, 20, 0, 3, 0]),
-    ("beta", "b1", "URLParam", "URL", false, "../../etc/passwd", [81, 182, 2, 0, 0]),
-    ("clean", "c1", "HTMLForm", "Plain", true, "hello world", [15, 133, 0, 0, 0]),
-    ("clean", "c2", "URLParam", "Plain", true, "select a colour", [1, 28, 0, 0, 1]),
+    (
+        "alpha",
+        "a1",
+        "URLParam",
+        "Plain",
+        false,
+        "' OR 1=1 --",
+        [50, 5, 0, 0, 0],
+    ),
+    (
+        "alpha",
+        "a1",
+        "URLParam",
+        "Plain",
+        false,
+        "<script>x</script>",
+        [45, 0, 0, 0, 0],
+    ),
+    (
+        "alpha",
+        "a2",
+        "Header",
+        "Base64",
+        false,
+        "${jndi:ldap://x}",
+        [0, 20, 0, 3, 0],
+    ),
+    (
+        "beta",
+        "b1",
+        "URLParam",
+        "URL",
+        false,
+        "../../etc/passwd",
+        [81, 182, 2, 0, 0],
+    ),
+    (
+        "clean",
+        "c1",
+        "HTMLForm",
+        "Plain",
+        true,
+        "hello world",
+        [15, 133, 0, 0, 0],
+    ),
+    (
+        "clean",
+        "c2",
+        "URLParam",
+        "Plain",
+        true,
+        "select a colour",
+        [1, 28, 0, 0, 1],
+    ),
 ];
 
 /// (row label in the HTML tables, rate, low, high) in percent, one decimal.
@@ -105,8 +153,7 @@ fn printed_rates_and_intervals_match_known_answers() {
 
     // report.json: the numbers, to 0.1 %.
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let d = &json["detection"];
     close(&d["attacks"]["rate"]["rate"], 176.0 / 383.0);
     close(&d["attacks"]["rate"]["low"], 0.4103);
@@ -127,7 +174,10 @@ fn printed_rates_and_intervals_match_known_answers() {
     close(&clean["cases"][0]["rate"]["high"], 0.1605);
     close(&clean["cases"][1]["rate"]["low"], 0.0061);
     close(&clean["cases"][1]["rate"]["high"], 0.1718);
-    assert_eq!(clean["cases"][1]["other"], 1, "unsendable is not in the rate");
+    assert_eq!(
+        clean["cases"][1]["other"], 1,
+        "unsendable is not in the rate"
+    );
     let cell = &json["matrix"];
     let p = cell["placeholders"].as_array().unwrap();
     let e = cell["encoders"].as_array().unwrap();
@@ -163,7 +213,8 @@ fn printed_rates_and_intervals_match_known_answers() {
     assert!(html.contains("$\u{7b}jndi:ldap://x}"));
     assert!(html.contains("&#39; OR 1=1 --"), "payload escaped verbatim");
     // The source that never passed is not an evasion.
-    let evasions = &html[html.find("id=\"evasions\"").unwrap()..html.find("id=\"false-positives\"").unwrap()];
+    let evasions =
+        &html[html.find("id=\"evasions\"").unwrap()..html.find("id=\"false-positives\"").unwrap()];
     assert!(!evasions.contains("&lt;script&gt;x&lt;/script&gt;"));
     // False positives: both benign cases had a block.
     let fps = &html[html.find("id=\"false-positives\"").unwrap()..];
@@ -203,13 +254,15 @@ fn evasion_table_is_capped_and_says_what_it_left_out() {
         html.contains("2 more distinct requests left out"),
         "cap note missing"
     );
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(tmp.path().join("out/report.json")).unwrap(),
-    )
-    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("out/report.json")).unwrap())
+            .unwrap();
     assert_eq!(json["evasions"]["shown"], 1);
     assert_eq!(json["evasions"]["omitted"], 2);
-    assert!(!tmp.path().join("out/detection.png").exists(), "only html,json");
+    assert!(
+        !tmp.path().join("out/detection.png").exists(),
+        "only html,json"
+    );
 }
 
 #[test]

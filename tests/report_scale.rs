@@ -23,9 +23,16 @@ fn million_request_report_is_small_and_renders_fast() {
     let encoders = ["Plain", "URL", "Base64"];
     for i in 0..2000u64 {
         let benign = i >= 1500;
-        let set = if benign { "benign-set" } else { ["sqli", "xss", "rce"][(i % 3) as usize] };
+        let set = if benign {
+            "benign-set"
+        } else {
+            ["sqli", "xss", "rce"][(i % 3) as usize]
+        };
         let case = format!("case-{:02}", i % 40);
-        let payload = format!("<script>alert({i})</script>{}", "x".repeat((i as usize * 37) % 6000));
+        let payload = format!(
+            "<script>alert({i})</script>{}",
+            "x".repeat((i as usize * 37) % 6000)
+        );
         let mut s = source(
             set,
             &case,
@@ -64,12 +71,14 @@ fn million_request_report_is_small_and_renders_fast() {
         "1M-request run: fixture {fixture_time:?}, `wafload report` (all formats, {} files) {report_time:?}, report.html {html_bytes} bytes",
         written.files.len()
     );
-    assert!(html_bytes < 5 * 1024 * 1024, "report.html is {html_bytes} bytes");
+    assert!(
+        html_bytes < 5 * 1024 * 1024,
+        "report.html is {html_bytes} bytes"
+    );
     assert!(text.contains("more distinct requests left out"), "cap note");
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(run.join("report/report.json")).unwrap(),
-    )
-    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report/report.json")).unwrap())
+            .unwrap();
     assert_eq!(json["evasions"]["shown"], 250);
     assert_eq!(
         json["evasions"]["shown"].as_u64().unwrap() + json["evasions"]["omitted"].as_u64().unwrap(),
@@ -95,5 +104,8 @@ fn million_request_report_is_small_and_renders_fast() {
         s.elapsed
     );
     assert!(shot.is_file());
-    assert!(best.as_secs_f64() < 3.0, "Chromium took {best:?} to load the report");
+    assert!(
+        best.as_secs_f64() < 3.0,
+        "Chromium took {best:?} to load the report"
+    );
 }

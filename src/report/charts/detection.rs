@@ -26,6 +26,31 @@ pub struct Panel {
     pub bars: Vec<Bar>,
     /// Case rows left out to keep the chart readable.
     pub hidden_cases: usize,
+    /// Right end of the rate axis (1.0 = 100 %). False-positive rates are small, so the
+    /// benign panel zooms to the smallest of 1, 2, 5, 10, 20, 50, 100 % that holds every
+    /// interval; the panel title says so.
+    pub axis_max: f64,
+}
+
+/// The smallest "nice" axis end that holds `v`.
+pub fn nice_axis(v: f64) -> f64 {
+    [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+        .into_iter()
+        .find(|&m| v <= m + 1e-12)
+        .unwrap_or(1.0)
+}
+
+/// Tick label of an axis value: "25 %", "2.5 %", "0.25 %".
+pub fn tick_label(v: f64) -> String {
+    let pct = v * 100.0;
+    let text = if (pct - pct.round()).abs() < 1e-9 {
+        format!("{pct:.0}")
+    } else if (pct * 10.0 - (pct * 10.0).round()).abs() < 1e-9 {
+        format!("{pct:.1}")
+    } else {
+        format!("{pct:.2}")
+    };
+    format!("{text} %")
 }
 
 pub struct DetectionChart {
@@ -45,7 +70,7 @@ fn bar(row: &RateRow, level: u8) -> Bar {
 
 /// Sets with their cases; when there are too many cases, keeps the `MAX_CASE_ROWS`
 /// worst (lowest detection for attacks, highest false-positive rate for benign sets).
-fn panel(title: &str, sets: &[SetRows], worst_is_low: bool) -> Panel {
+fn panel(title: &str, sets: &[SetRows], worst_is_low: bool, zoom: bool) -> Panel {
     let total_cases: usize = sets.iter().map(|s| s.cases.len()).sum();
     let mut keep: Vec<(usize, usize)> = sets
         .iter()
@@ -72,10 +97,25 @@ fn panel(title: &str, sets: &[SetRows], worst_is_low: bool) -> Panel {
             bars.push(bar(&s.cases[ci], 1));
         }
     }
+    let axis_max = if zoom {
+        nice_axis(
+            bars.iter()
+                .filter_map(|b| b.rate.map(|p| p.high))
+                .fold(0.0, f64::max),
+        )
+    } else {
+        1.0
+    };
+    let title = if axis_max < 1.0 {
+        format!("{title} (axis 0–{})", tick_label(axis_max))
+    } else {
+        title.to_string()
+    };
     Panel {
-        title: title.to_string(),
+        title,
         bars,
         hidden_cases: total_cases - keep.len(),
+        axis_max,
     }
 }
 
@@ -87,8 +127,14 @@ impl DetectionChart {
                 "Attacks: detection rate (blocked ÷ resolved)",
                 &d.attack_sets,
                 true,
+                false,
             ),
-            benign: panel("Benign traffic: false-positive rate", &d.benign_sets, false),
+            benign: panel(
+                "Benign traffic: false-positive rate",
+                &d.benign_sets,
+                false,
+                true,
+            ),
         }
     }
 
@@ -176,7 +222,8 @@ where
         + 14;
     let x0 = 8 + label_w;
     let x1 = (w - value_w - 8).max(x0 + 60);
-    let scale = |v: f64| x0 + ((x1 - x0) as f64 * v.clamp(0.0, 1.0)).round() as i32;
+    let max = panel.axis_max;
+    let scale = |v: f64| x0 + ((x1 - x0) as f64 * (v / max).clamp(0.0, 1.0)).round() as i32;
     let bottom = TOP + ROW * panel.bars.len() as i32;
 
     // Set bands first, so bars and grid lines draw over them.
@@ -187,17 +234,13 @@ where
         }
     }
     for tick in 0..=4 {
-        let x = scale(tick as f64 / 4.0);
+        let value = max * tick as f64 / 4.0;
+        let x = scale(value);
         area.draw(&PathElement::new(
             vec![(x, TOP - 4), (x, bottom + 2)],
             GRID.stroke_width(1),
         ))?;
-        text(
-            area,
-            &format!("{} %", tick * 25),
-            &tick_style,
-            (x, bottom + 6),
-        )?;
+        text(area, &tick_label(value), &tick_style, (x, bottom + 6))?;
     }
     for (i, (b, label)) in panel.bars.iter().zip(&labels).enumerate() {
         let y = TOP + ROW * i as i32;
@@ -209,7 +252,8 @@ where
         }
         if let Some(p) = &b.rate {
             let color = if b.level == 0 { strong } else { light };
-            let end = scale(p.rate).max(x0 + 1);
+            let end = scale(p.rate).max(x0 + 2);
+            // A rate of exactly 0 gets a visible stub, so "0 %" is not mistaken for "no data".
             area.draw(&Rectangle::new(
                 [(x0, cy - 6), (end, cy + 6)],
                 color.filled(),
@@ -273,5 +317,21 @@ impl Chart for DetectionChart {
         draw_panel(&left, &self.attacks, ATTACK, ATTACK_LIGHT)?;
         draw_panel(&right, &self.benign, BENIGN, BENIGN_LIGHT)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn benign_axis_zooms_to_a_nice_end_that_holds_every_interval() {
+        assert_eq!(nice_axis(0.0), 0.01);
+        assert_eq!(nice_axis(0.034), 0.05);
+        assert_eq!(nice_axis(0.05), 0.05);
+        assert_eq!(nice_axis(0.51), 1.0);
+        assert_eq!(tick_label(0.0125), "1.25 %");
+        assert_eq!(tick_label(0.025), "2.5 %");
+        assert_eq!(tick_label(0.25), "25 %");
     }
 }

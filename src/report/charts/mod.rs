@@ -251,6 +251,37 @@ where
     Ok(x)
 }
 
+/// Width a [`legend`] row of `items` takes.
+pub fn legend_width<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    items: &[(&str, RGBColor)],
+) -> i32
+where
+    DB::ErrorType: 'static,
+{
+    let style = font(13.0, &INK, HPos::Left, VPos::Center);
+    items
+        .iter()
+        .map(|(name, _)| 17 + text_width(area, name, &style) as i32 + 18)
+        .sum::<i32>()
+        - 18
+}
+
+/// A legend row that ends at `right`, so it sits in a chart's header, never over data.
+pub fn legend_right<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    items: &[(&str, RGBColor)],
+    right: i32,
+    y: i32,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let x = right - legend_width(area, items);
+    legend(area, items, x, y)?;
+    Ok(())
+}
+
 /// A short count: 1234 → "1234", 123456 → "123k", 12345678 → "12.3M".
 pub fn short_count(n: u64) -> String {
     if n >= 10_000_000 {

@@ -108,7 +108,19 @@ impl Chart for SpectrumChart {
             .fold(0.0f64, f64::max)
             .max(0.01)
             * 1.08;
-        let area = root.margin(top, 8, 8, 16);
+        let names: Vec<String> = self
+            .lines
+            .iter()
+            .map(|l| format!("{} ({} requests)", l.class, l.count))
+            .collect();
+        let items: Vec<(&str, RGBColor)> = self
+            .lines
+            .iter()
+            .zip(&names)
+            .map(|(l, n)| (n.as_str(), class_color(&l.class)))
+            .collect();
+        legend_right(root, &items, WIDTH as i32 - 16, 22)?;
+        let area = root.margin(top, 8, 8, 44);
         let mut chart = ChartBuilder::on(&area)
             .x_label_area_size(44)
             .y_label_area_size(70)
@@ -132,25 +144,13 @@ impl Chart for SpectrumChart {
         for line in &self.lines {
             let color = class_color(&line.class);
             let width = if line.class == "all" { 3 } else { 2 };
-            chart
-                .draw_series(LineSeries::new(
-                    line.points
-                        .iter()
-                        .map(|p| (x_of(p.quantile), p.latency_us as f64 / 1000.0)),
-                    color.stroke_width(width),
-                ))?
-                .label(format!("{} ({} requests)", line.class, line.count))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-                });
+            chart.draw_series(LineSeries::new(
+                line.points
+                    .iter()
+                    .map(|p| (x_of(p.quantile), p.latency_us as f64 / 1000.0)),
+                color.stroke_width(width),
+            ))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(GRID)
-            .label_font(font(13.0, &INK, HPos::Left, VPos::Center))
-            .draw()?;
         Ok(())
     }
 }

@@ -80,7 +80,6 @@ impl Chart for TimelineChart {
         let x_labels = (self.seconds.len() + 1).min(12);
         let label_style = font(13.0, &INK, HPos::Center, VPos::Top);
         let desc_style = font(13.0, &MUTED, HPos::Center, VPos::Top);
-        let legend_font = font(13.0, &INK, HPos::Left, VPos::Center);
         // Each second is drawn at its midpoint (t + 0.5).
         let mid = |s: &SecondSummary| s.t as f64 + 0.5;
 
@@ -91,9 +90,17 @@ impl Chart for TimelineChart {
             .fold(0.0f64, f64::max)
             .max(0.01)
             * 1.1;
+        legend_right(
+            &upper,
+            &[("p50", ATTACK), ("p99", PASSED)],
+            upper.dim_in_pixel().0 as i32 - 8,
+            8,
+        )?;
         let mut lat = ChartBuilder::on(&upper)
             .x_label_area_size(30)
             .y_label_area_size(70)
+            .margin_top(20)
+            .margin_right(16)
             .margin_bottom(8)
             .build_cartesian_2d(0f64..x_max, 0f64..max_ms)?;
         let yf = |v: &f64| axis_ms(*v);
@@ -112,21 +119,11 @@ impl Chart for TimelineChart {
         lat.draw_series(LineSeries::new(
             completed.iter().map(|s| (mid(s), s.p99_us as f64 / 1000.0)),
             PASSED.stroke_width(2),
-        ))?
-        .label("p99")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], PASSED.stroke_width(3)));
+        ))?;
         lat.draw_series(LineSeries::new(
             completed.iter().map(|s| (mid(s), s.p50_us as f64 / 1000.0)),
             ATTACK.stroke_width(2),
-        ))?
-        .label("p50")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], ATTACK.stroke_width(3)));
-        lat.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(GRID)
-            .label_font(legend_font.clone())
-            .draw()?;
+        ))?;
 
         let max_count = self
             .seconds
@@ -136,9 +133,22 @@ impl Chart for TimelineChart {
             .unwrap_or(1)
             .max(1) as f64
             * 1.15;
+        let all: Vec<&SecondSummary> = self.seconds.iter().collect();
+        let ext_proc = all.iter().any(|s| s.ext_proc_errors > 0);
+        let mut items = vec![
+            ("sent", ATTACK_LIGHT),
+            ("completed", BLOCKED),
+            ("failed", FAILED),
+        ];
+        if ext_proc {
+            items.push(("ext_proc 500s", PASSED));
+        }
+        legend_right(&lower, &items, lower.dim_in_pixel().0 as i32 - 8, 8)?;
         let mut thr = ChartBuilder::on(&lower)
             .x_label_area_size(44)
             .y_label_area_size(70)
+            .margin_top(20)
+            .margin_right(16)
             .build_cartesian_2d(0f64..x_max, 0f64..max_count)?;
         thr.configure_mesh()
             .x_labels(x_labels)
@@ -152,32 +162,24 @@ impl Chart for TimelineChart {
             .light_line_style(TRANSPARENT)
             .bold_line_style(GRID)
             .draw()?;
-        let all: Vec<&SecondSummary> = self.seconds.iter().collect();
+        // "sent" is drawn wide and light underneath, so "completed" on top of it stays
+        // visible where the two coincide (a healthy run).
         let series: [Line; 4] = [
-            ("sent", ATTACK, |s| s.sent),
+            ("sent", ATTACK_LIGHT, |s| s.sent),
             ("completed", BLOCKED, |s| s.completed),
             ("failed", FAILED, |s| s.failed),
             ("ext_proc 500s", PASSED, |s| s.ext_proc_errors),
         ];
         for (name, color, value) in series {
-            if name == "ext_proc 500s" && all.iter().all(|s| s.ext_proc_errors == 0) {
+            if name == "ext_proc 500s" && !ext_proc {
                 continue;
             }
+            let width = if name == "sent" { 5 } else { 2 };
             thr.draw_series(LineSeries::new(
                 all.iter().map(|s| (mid(s), value(s) as f64)),
-                color.stroke_width(2),
-            ))?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-            });
+                color.stroke_width(width),
+            ))?;
         }
-        thr.configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(GRID)
-            .label_font(legend_font)
-            .draw()?;
         Ok(())
     }
 }
