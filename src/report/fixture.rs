@@ -82,6 +82,10 @@ fn latency(rng: &mut ChaCha8Rng, class: Class) -> u64 {
         _ => 5_000_000.0,
     };
     let u: f64 = rng.gen_range(1e-9..1.0);
+    if matches!(class, Class::Failed | Class::Unsendable) {
+        // Failures are timeouts: about the timeout, no tail.
+        return (base * (1.0 + u * 0.01)) as u64;
+    }
     let tail = if rng.gen_ratio(1, 1000) { 40.0 } else { 1.0 };
     (base * (1.0 + (-u.ln()) * 0.4) * tail) as u64
 }

@@ -87,7 +87,7 @@ h3{font-size:15px;margin:18px 0 6px}
 .sub{color:#555;margin:0 0 12px}
 .banner{background:#fff3e0;border:1px solid #e65100;padding:8px 12px;margin:10px 0}
 .hint{background:#e8f0fe;border-left:4px solid #1f6fb2;padding:6px 10px;margin:6px 0}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:10px;margin:10px 0}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(185px,1fr));gap:10px;margin:10px 0}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px 12px}
 .card .k{color:#555;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
 .card .v{font-size:22px;font-weight:bold;margin:2px 0}

@@ -192,7 +192,11 @@ where
         .max()
         .unwrap_or(100) as i32
         + 12;
-    let label_max = (w as f64 * 0.36) as u32;
+    // Labels get what is left once the values and a readable bar area are placed.
+    let min_bar = (w as f64 * 0.3).max(120.0) as i32;
+    let label_max = ((w as f64 * 0.36) as i32)
+        .min(w - 8 - value_w - 8 - min_bar - 14)
+        .max(40) as u32;
     let labels: Vec<String> = panel
         .bars
         .iter()
@@ -233,8 +237,10 @@ where
             area.draw(&Rectangle::new([(2, y), (w - 2, y + ROW)], BAND.filled()))?;
         }
     }
-    for tick in 0..=4 {
-        let value = max * tick as f64 / 4.0;
+    // Quarter ticks when there is room for their labels, else halves.
+    let steps = if x1 - x0 >= 200 { 4 } else { 2 };
+    for tick in 0..=steps {
+        let value = max * tick as f64 / steps as f64;
         let x = scale(value);
         area.draw(&PathElement::new(
             vec![(x, TOP - 4), (x, bottom + 2)],

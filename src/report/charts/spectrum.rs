@@ -73,7 +73,7 @@ impl Chart for SpectrumChart {
         "Latency from the intended send time (so queueing behind a slow WAF is included) at each percentile; the x axis is log-scaled in 1/(1-q), as in HdrHistogram plots.".into()
     }
     fn size(&self) -> (u32, u32) {
-        (WIDTH, 480)
+        (WIDTH, 500)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
@@ -119,7 +119,20 @@ impl Chart for SpectrumChart {
             .zip(&names)
             .map(|(l, n)| (n.as_str(), class_color(&l.class)))
             .collect();
-        legend_right(root, &items, WIDTH as i32 - 16, 22)?;
+        // The legend goes beside the title when it fits there, else on a row of its own.
+        let title_w = text_width(
+            root,
+            "Latency percentile spectrum",
+            &font(18.0, &INK, HPos::Left, VPos::Top),
+        );
+        let room = WIDTH as i32 - 16 - (12 + title_w as i32 + 40);
+        let top = if legend_width(root, &items) <= room {
+            legend_right(root, &items, WIDTH as i32 - 16, 22)?;
+            top
+        } else {
+            legend_right(root, &items, WIDTH as i32 - 16, top + 6)?;
+            top + 22
+        };
         let area = root.margin(top, 8, 8, 44);
         let mut chart = ChartBuilder::on(&area)
             .x_label_area_size(44)
