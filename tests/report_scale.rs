@@ -14,7 +14,11 @@ const REQUESTS: u64 = 1_000_000;
 #[test]
 fn million_request_report_is_small_and_renders_fast() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
+    // WAFLOAD_KEEP_SCALE_RUN=DIR keeps the million-request results folder (for timing
+    // `wafload report` with a release build).
+    let run = std::env::var_os("WAFLOAD_KEEP_SCALE_RUN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().join("run"));
     // 2000 sources (1500 attacks, 500 benign) across 40 cases, payloads up to 6 kB so
     // the caps on rows and text are what keep the HTML small.
     let mut sources = Vec::new();
