@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-creates docs/report-screenshot.png: a demo run against the calibration target, its
 # report, and a headless Chromium screenshot of report.html at 1280 px (down to the end
-# of the five charts). Needs Debian's `chromium`.
+# of the five charts). Needs Debian's `chromium` and `fonts-liberation` (text in the page).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release

@@ -12,6 +12,7 @@
 //!   symbols, cut to the report's limit);
 //! - the method works: positive controls show this Chromium runs an unescaped script,
 //!   reaches the canary, and that our CSP alone blocks the script.
+//!
 //! `alert()` itself is not observed (that needs the DevTools protocol); the checks
 //! above prove no script of any kind executed.
 

@@ -76,8 +76,8 @@ pub fn label(s: &str, max: usize) -> String {
 }
 
 /// Escapes text for a Markdown table cell or paragraph as GitHub renders it: HTML
-/// specials become entities (GitHub renders raw HTML in Markdown), Markdown punctuation
-/// is backslash-escaped, pipes cannot end a cell and newlines cannot end a row.
+/// specials become entities (GitHub renders raw HTML in Markdown), inline Markdown
+/// punctuation is backslash-escaped, pipes cannot end a cell and newlines cannot end a row.
 pub fn markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in visible(s).chars() {
@@ -87,8 +87,10 @@ pub fn markdown(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '|' => out.push_str("\\|"),
             '\n' | '\t' => out.push(' '),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '!' | '~' | '{' | '}' | '+'
-            | '-' | '.' | '"' | '\'' | ':' | '@' | '$' | '%' | '=' => {
+            // Emphasis, code, links, images, headings, HTML; ':' stops autolinks and '@'
+            // stops @-mentions (a set name must not ping anyone in a PR comment).
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '!' | '~' | '{' | '}' | ':'
+            | '@' => {
                 out.push('\\');
                 out.push(c);
             }
