@@ -160,5 +160,20 @@ pub fn generate_from(data: &ReportData, options: &ReportOptions) -> Result<Writt
         write_atomic(&path, json::render(data, &options.limits)?.as_bytes())?;
         files.push(path);
     }
+    for f in &files {
+        readable(f);
+    }
     Ok(Written { out, files })
+}
+
+/// Reports are made to be shared (attached, served, opened by another user): readable by
+/// all, unlike the results folder's 0600 temporary-file default.
+fn readable(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
