@@ -8,6 +8,7 @@ pub mod classify;
 pub mod cli;
 pub mod corpus;
 pub mod error;
+pub mod k8s;
 pub mod plan;
 pub mod profile;
 pub mod record;

@@ -6,10 +6,13 @@ pub mod capacity;
 pub mod compare;
 pub mod corpus;
 pub mod demo;
+pub mod k8s;
+pub mod merge;
 pub mod overhead;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod sweep;
 pub mod target;
 
 use crate::error::{Error, EXIT_INTERRUPTED};
@@ -47,6 +50,12 @@ pub enum Command {
     Overhead(overhead::OverheadArgs),
     /// Find the highest rate that meets an SLO, and detection at each step.
     Capacity(capacity::CapacityArgs),
+    /// Latency per request-body size (benign and padded attacks), one or two profiles.
+    Sweep(sweep::SweepArgs),
+    /// Merge shard results (from `run --shard I/N`) into one result.
+    Merge(merge::MergeArgs),
+    /// Kubernetes manifests (ConfigMap + Indexed Job) for a run sharded over N pods.
+    K8s(k8s::K8sArgs),
     /// Inspect a gotestwaf-format corpus.
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
@@ -88,6 +97,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Compare(args) => compare::execute(args).await,
         Command::Overhead(args) => overhead::execute(args).await,
         Command::Capacity(args) => capacity::execute(args).await,
+        Command::Sweep(args) => sweep::execute(args).await,
+        Command::Merge(args) => merge::execute(args),
+        Command::K8s(args) => k8s::execute(args),
     }
 }
 
@@ -121,4 +133,17 @@ pub fn cancel_on_signals() -> (
         t.cancel();
     });
     (token, code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (flag names, value parsers vs field types) for every
+    /// subcommand; catches definition mistakes that would otherwise panic at run time.
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

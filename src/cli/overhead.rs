@@ -92,7 +92,8 @@ pub async fn execute(args: OverheadArgs) -> Result<u8, Error> {
                 origin,
                 out: Some(out.join("waf")),
                 progress: !args.json,
-                shard: None,
+                shard: Default::default(),
+                start_at: None,
             };
             let outcome = run(&p, &options, cancel).await?;
             (None, ArmData::from_runs("waf", &[outcome.dir])?)

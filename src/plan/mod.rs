@@ -94,14 +94,20 @@ fn default_headers() -> Vec<(&'static str, String)> {
 }
 
 impl Plan {
-    /// Builds the plan from a loaded corpus. `base_path` is the target URL's path.
+    /// Builds the plan from a loaded corpus (requests built for the target URL's path).
     pub fn build(profile: &Profile, corpus: &Corpus) -> Result<Plan, Error> {
+        let base_path = base_path_of(profile)?;
+        Plan::from_requests(profile, corpus.expand(&base_path, profile.seed))
+    }
+
+    /// Builds the plan from requests made elsewhere (a generated body-size sweep, imported
+    /// traffic); they carry the same labels as corpus requests.
+    pub fn from_requests(profile: &Profile, expanded: Vec<CorpusRequest>) -> Result<Plan, Error> {
         let url: http::Uri = profile
             .target
             .url
             .parse()
             .map_err(|e| Error::flag("--target", format!("{e}")))?;
-        let base_path = url.path().to_string();
         let host = match &profile.target.host {
             Some(h) => h.clone(),
             None => url
@@ -128,13 +134,13 @@ impl Plan {
             common.insert(n, v);
         }
 
-        let expanded = corpus.expand(&base_path, profile.seed);
+        let secrets = SecretHeaders::new(&profile.secret_headers);
         let mut sources = Vec::with_capacity(expanded.len());
         let mut requests = Vec::with_capacity(expanded.len());
         let mut unsendable = Vec::new();
         let mut unsupported: Vec<(String, u64)> = Vec::new();
         for item in expanded {
-            match prepare(&item, &common) {
+            match prepare(&item, &common, &secrets) {
                 Prepared::Ok(request, source) => {
                     let index = sources.len() as u32;
                     sources.push(source);
@@ -241,6 +247,54 @@ impl Plan {
     }
 }
 
+/// What a secret header value is replaced with in results, logs and reports.
+pub const REDACTED: &str = "<redacted>";
+
+/// Header names whose values never reach results: credentials by default, plus the
+/// profile's `secret_headers`.
+pub struct SecretHeaders(Vec<String>);
+
+impl SecretHeaders {
+    pub const ALWAYS: [&'static str; 4] = [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+    ];
+
+    pub fn new(extra: &[String]) -> Self {
+        let mut names: Vec<String> = Self::ALWAYS.iter().map(|s| s.to_string()).collect();
+        names.extend(extra.iter().map(|s| s.to_ascii_lowercase()));
+        SecretHeaders(names)
+    }
+
+    pub fn is_secret(&self, name: &str) -> bool {
+        self.0.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+}
+
+/// The profile as written to results: secret header values replaced by `REDACTED`.
+pub fn redacted_profile(profile: &Profile) -> serde_json::Value {
+    let secrets = SecretHeaders::new(&profile.secret_headers);
+    let mut p = profile.clone();
+    for (name, value) in p.headers.iter_mut() {
+        if secrets.is_secret(name) {
+            *value = REDACTED.to_string();
+        }
+    }
+    serde_json::to_value(&p).unwrap_or(serde_json::Value::Null)
+}
+
+/// The path of the target URL: corpus requests are built under it.
+pub fn base_path_of(profile: &Profile) -> Result<String, Error> {
+    let url: http::Uri = profile
+        .target
+        .url
+        .parse()
+        .map_err(|e| Error::flag("--target", format!("{e}")))?;
+    Ok(url.path().to_string())
+}
+
 /// Number of benign slots among slots `0..slot`: floor(slot · share), exact in integers.
 fn benign_slots_before(slot: u64, share_ppm: u64) -> u64 {
     ((slot as u128 * share_ppm as u128) / 1_000_000) as u64
@@ -252,17 +306,17 @@ enum Prepared {
     Unsupported(String),
 }
 
-fn prepare(item: &CorpusRequest, common: &HeaderMap) -> Prepared {
+fn prepare(item: &CorpusRequest, common: &HeaderMap, secrets: &SecretHeaders) -> Prepared {
     let spec = match &item.built {
         Ok(spec) => spec,
         Err(Unbuilt::Unsupported { placeholder }) => {
             return Prepared::Unsupported(placeholder.clone())
         }
         Err(Unbuilt::Unsendable { reason }) => {
-            return Prepared::Unsendable(source_of(item, None, Some(reason.clone())))
+            return Prepared::Unsendable(source_of(item, None, Some(reason.clone()), secrets))
         }
     };
-    let source = |reason: Option<String>| source_of(item, Some(spec), reason);
+    let source = |reason: Option<String>| source_of(item, Some(spec), reason, secrets);
     let method = match Method::from_bytes(spec.method.as_bytes()) {
         Ok(m) => m,
         Err(_) => {
@@ -319,6 +373,7 @@ fn source_of(
     item: &CorpusRequest,
     spec: Option<&crate::corpus::RequestSpec>,
     unsendable: Option<String>,
+    secrets: &SecretHeaders,
 ) -> Source {
     let (method, target, headers, body, body_len) = match spec {
         Some(s) => (
@@ -326,7 +381,14 @@ fn source_of(
             s.target.clone(),
             s.headers
                 .iter()
-                .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+                .map(|(k, v)| {
+                    let value = if secrets.is_secret(k) {
+                        REDACTED.to_string()
+                    } else {
+                        String::from_utf8_lossy(v).into_owned()
+                    };
+                    (k.clone(), value)
+                })
                 .collect(),
             String::from_utf8_lossy(&s.body[..s.body.len().min(SOURCE_BODY_LIMIT)]).into_owned(),
             s.body.len(),
@@ -355,6 +417,29 @@ fn source_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_and_profile_secrets_are_redacted() {
+        let mut p = Profile {
+            secret_headers: vec!["X-Api-Key".into()],
+            ..Profile::default()
+        };
+        p.headers
+            .insert("Authorization".into(), "Bearer abc.def".into());
+        p.headers.insert("x-api-key".into(), "k-123".into());
+        p.headers.insert("X-Env".into(), "staging".into());
+        let v = redacted_profile(&p);
+        let text = v.to_string();
+        assert!(
+            !text.contains("abc.def") && !text.contains("k-123"),
+            "{text}"
+        );
+        assert_eq!(v["headers"]["X-Env"], "staging");
+        assert_eq!(v["headers"]["Authorization"], REDACTED);
+        let s = SecretHeaders::new(&[]);
+        assert!(s.is_secret("Cookie") && s.is_secret("PROXY-AUTHORIZATION"));
+        assert!(!s.is_secret("X-Env"));
+    }
 
     #[test]
     fn benign_share_is_exact_over_any_prefix() {

@@ -168,6 +168,9 @@ pub struct Profile {
     /// Closed loop: `connections` workers send as fast as answers come back.
     #[serde(default)]
     pub max: bool,
+    /// Send one plain GET of the target URL instead of a corpus (raw throughput, like wrk).
+    #[serde(default)]
+    pub plain: bool,
     /// Where run folders are written.
     #[serde(default = "default_results_dir")]
     pub results_dir: PathBuf,
@@ -213,6 +216,7 @@ impl Default for Profile {
             seed: default_seed(),
             request_id_header: default_request_id_header(),
             max: false,
+            plain: false,
             results_dir: default_results_dir(),
         }
     }
@@ -237,6 +241,7 @@ pub struct Overrides {
     pub timeout: Option<Duration>,
     pub seed: Option<u64>,
     pub max: bool,
+    pub plain: bool,
     pub results_dir: Option<PathBuf>,
     pub request_id_header: Option<String>,
     pub reset_is_block: bool,
@@ -335,6 +340,9 @@ impl Profile {
         if o.max {
             self.max = true;
         }
+        if o.plain {
+            self.plain = true;
+        }
         if let Some(v) = &o.results_dir {
             self.results_dir = v.clone();
         }
@@ -387,6 +395,18 @@ impl Profile {
 
     /// Checks that the profile can be run: a target and a corpus are present.
     pub fn validate_runnable(&self, origin: &str) -> Result<(), crate::Error> {
+        self.validate_target(origin)?;
+        if self.corpus.is_empty() && !self.plain {
+            return Err(crate::Error::flag(
+                "--corpus",
+                format!("no corpus: set corpus in {origin}, pass --corpus DIR, or --plain for plain GETs"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the target URL: present, http(s), with a host.
+    pub fn validate_target(&self, origin: &str) -> Result<(), crate::Error> {
         if self.target.url.is_empty() {
             return Err(crate::Error::flag(
                 "--target",
@@ -412,12 +432,6 @@ impl Profile {
             return Err(crate::Error::flag(
                 "--target",
                 format!("{:?} has no host", self.target.url),
-            ));
-        }
-        if self.corpus.is_empty() {
-            return Err(crate::Error::flag(
-                "--corpus",
-                format!("no corpus: set corpus in {origin} or pass --corpus DIR"),
             ));
         }
         Ok(())

@@ -246,6 +246,10 @@ pub fn write_results(
             corpus: vec!["synthetic".to_string()],
             seed: options.seed,
             shard: None,
+            start_unix_ms: 1_767_225_600_000,
+            unsendable: class_counts[Class::Unsendable.index()],
+            // Fields added to RunInfo later keep their defaults here.
+            ..RunInfo::default()
         },
         environment: Environment::detect(),
         profile: serde_json::json!({

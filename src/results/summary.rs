@@ -141,7 +141,17 @@ pub struct RunInfo {
     pub mix: String,
     pub corpus: Vec<String>,
     pub seed: u64,
+    /// "I/N" for one shard of a distributed run; absent for a whole run.
     pub shard: Option<String>,
+    /// Wall-clock time of schedule zero (ms since the Unix epoch): merge aligns series on it.
+    #[serde(default)]
+    pub start_unix_ms: u64,
+    /// Unsendable corpus requests recorded by this run (shard 0 records them).
+    #[serde(default)]
+    pub unsendable: u64,
+    /// Shards merged into this result ("merge" only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -175,6 +185,22 @@ pub struct Summary {
     pub hints: Vec<String>,
     pub records: u64,
     pub response_body_bytes: u64,
+}
+
+/// What the summary needs to know about the requests themselves.
+pub struct Labels<'a> {
+    pub sources: &'a [Source],
+    /// Corpus requests not sent because their placeholder is unsupported, by name.
+    pub unsupported: BTreeMap<String, u64>,
+}
+
+impl<'a> Labels<'a> {
+    pub fn of_plan(plan: &'a Plan) -> Self {
+        Labels {
+            sources: &plan.sources,
+            unsupported: plan.unsupported.iter().cloned().collect(),
+        }
+    }
 }
 
 /// Per-second numbers (by intended send second) for the time-series charts.
@@ -351,7 +377,7 @@ impl Summary {
     pub fn build(
         run: RunInfo,
         profile: serde_json::Value,
-        plan: &Plan,
+        labels: Labels<'_>,
         recorded: &Recorded,
         sent: u64,
         not_sent: u64,
@@ -406,16 +432,17 @@ impl Summary {
                 recorded.lateness.max()
             },
         };
+        let unsendable = run.unsendable;
         let mut summary = Summary {
             format: SUMMARY_FORMAT,
             run,
             environment: Environment::detect(),
             profile,
-            planned: sent + not_sent + plan.unsendable.len() as u64,
+            planned: sent + not_sent + unsendable,
             sent,
             not_sent,
             counts,
-            unsupported: plan.unsupported.iter().cloned().collect(),
+            unsupported: labels.unsupported.clone(),
             statuses: recorded
                 .statuses
                 .iter()
@@ -428,8 +455,8 @@ impl Summary {
             lateness,
             latency,
             upstream,
-            detection: detection_of(&plan.sources, &recorded.per_source),
-            score: score_of(&plan.sources, &recorded.per_source),
+            detection: detection_of(labels.sources, &recorded.per_source),
+            score: score_of(labels.sources, &recorded.per_source),
             hints: Vec::new(),
             records: recorded.records_written,
             response_body_bytes: recorded.body_bytes,

@@ -71,6 +71,62 @@ pub struct DriverConfig {
     pub dead_target_after: u64,
     /// Time zero of the schedule (slot offsets are added to it).
     pub start: Instant,
+    /// This process sends only its shard of the global slots.
+    pub shard: Shard,
+}
+
+/// Shard `index` of `count`: it sends global slots index, index + count, index + 2·count…
+/// at their global intended times, so N shards together send exactly the single-process
+/// schedule (rate / N each, evenly interleaved) and the same requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+impl Shard {
+    /// Parses "I/N" (0-based index).
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let (i, n) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text:?} is not I/N (e.g. 0/4)"))?;
+        let index: u64 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("{i:?} is not a shard index"))?;
+        let count: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{n:?} is not a shard count"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard {index}/{count}: need 0 <= I < N"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The k-th slot of this shard.
+    pub fn slot(&self, k: u64) -> u64 {
+        self.index + k * self.count
+    }
+
+    /// How many of the first `total` global slots belong to this shard.
+    pub fn share_of(&self, total: u64) -> u64 {
+        if total <= self.index {
+            0
+        } else {
+            (total - self.index).div_ceil(self.count)
+        }
+    }
+
+    pub fn is_single(&self) -> bool {
+        self.count == 1
+    }
 }
 
 /// What the driver itself knows at the end.
@@ -101,9 +157,14 @@ pub async fn run_workers<T: Transport>(
         let progress = progress.clone();
         let slots = config.slots;
         let limit = config.duration_limit;
+        let shard = config.shard;
         std::thread::Builder::new()
             .name("wafload-pacer".into())
-            .spawn(move || pace(schedule, slots, limit, start, job_tx, cancel, progress))
+            .spawn(move || {
+                pace(
+                    schedule, slots, shard, limit, start, job_tx, cancel, progress,
+                )
+            })
             .expect("spawn pacer thread")
     });
 
@@ -127,6 +188,7 @@ pub async fn run_workers<T: Transport>(
                 session,
                 ctx,
                 closed_counter.clone(),
+                config.shard,
                 config.slots,
                 config.duration_limit.map(|d| start + d),
             ))
@@ -156,17 +218,20 @@ pub async fn run_workers<T: Transport>(
 
 /// The pacer: releases slot i at start + offset(i). A dedicated thread, because tokio's
 /// timer wheel has 1 ms granularity and we want sub-millisecond send accuracy.
+#[allow(clippy::too_many_arguments)]
 fn pace(
     schedule: RateSchedule,
     slots: Option<u64>,
+    shard: Shard,
     limit: Option<Duration>,
     start: Instant,
     jobs: flume::Sender<Job>,
     cancel: CancellationToken,
     progress: Arc<Progress>,
 ) {
-    let mut slot = 0u64;
+    let mut k = 0u64;
     loop {
+        let slot = shard.slot(k);
         if slots.is_some_and(|n| slot >= n) {
             break;
         }
@@ -197,7 +262,7 @@ fn pace(
             return;
         }
         progress.dispatched.fetch_add(1, Ordering::Relaxed);
-        slot += 1;
+        k += 1;
     }
 }
 
@@ -236,6 +301,7 @@ async fn closed_loop_worker<S: Session>(
     mut session: S,
     ctx: WorkerContext,
     counter: Arc<AtomicU64>,
+    shard: Shard,
     slots: Option<u64>,
     deadline: Option<Instant>,
 ) -> u64 {
@@ -244,7 +310,7 @@ async fn closed_loop_worker<S: Session>(
         if ctx.cancel.is_cancelled() || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        let slot = counter.fetch_add(1, Ordering::Relaxed);
+        let slot = shard.slot(counter.fetch_add(1, Ordering::Relaxed));
         if slots.is_some_and(|n| slot >= n) {
             break;
         }
@@ -305,4 +371,27 @@ async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) ->
         body_len: outcome.body_len,
     };
     ctx.completions.send_async(completion).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn shards_partition_the_slots() {
+        let shards: Vec<Shard> = (0..3).map(|i| Shard { index: i, count: 3 }).collect();
+        let mut all: Vec<u64> = shards
+            .iter()
+            .flat_map(|s| (0..s.share_of(10)).map(move |k| s.slot(k)))
+            .collect();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(
+            shards.iter().map(|s| s.share_of(10)).collect::<Vec<_>>(),
+            vec![4, 3, 3]
+        );
+        assert_eq!(Shard::parse("2/4").unwrap(), Shard { index: 2, count: 4 });
+        assert!(Shard::parse("4/4").is_err());
+        assert!(Shard::parse("x").is_err());
+    }
 }
