@@ -304,3 +304,17 @@ fn cli_reports_an_old_run_from_its_results_alone() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
 }
+
+#[test]
+fn a_damaged_records_file_still_gives_a_report_that_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    build(&run, true);
+    let records = run.join(wafload::record::RECORDS_FILE);
+    let bytes = std::fs::read(&records).unwrap();
+    std::fs::write(&records, &bytes[..bytes.len() / 2]).unwrap();
+    generate(&run, &ReportOptions::default()).unwrap();
+    let html = std::fs::read_to_string(run.join("report/report.html")).unwrap();
+    assert!(html_row(&html, "b1").contains("30.8 %"));
+    assert!(html.contains("The request records could not be read"));
+}

@@ -302,11 +302,22 @@ fn listing_section(
     times_label: &str,
 ) {
     if !listing.available {
-        let _ = write!(
-            out,
-            r#"<p class="muted">This run kept no request records ({}), so the {what} cannot be listed.</p>"#,
-            crate::record::RECORDS_FILE
-        );
+        match &data.records_error {
+            Some(e) => {
+                let _ = write!(
+                    out,
+                    r#"<p class="cut">The request records could not be read ({}), so the {what} cannot be listed.</p>"#,
+                    t(e)
+                );
+            }
+            None => {
+                let _ = write!(
+                    out,
+                    r#"<p class="muted">This run kept no request records ({}), so the {what} cannot be listed.</p>"#,
+                    crate::record::RECORDS_FILE
+                );
+            }
+        }
         return;
     }
     if listing.cases.is_empty() {

@@ -90,6 +90,9 @@ pub struct ReportData {
     /// Records read (and skipped because their source index was out of range).
     pub records_read: u64,
     pub records_skipped: u64,
+    /// Why the records could not be read, when they could not (a damaged file): the
+    /// report is still built from the other files, without the request tables.
+    pub records_error: Option<String>,
 }
 
 impl ReportData {
@@ -109,9 +112,12 @@ impl ReportData {
             tallies: None,
             records_read: 0,
             records_skipped: 0,
+            records_error: None,
         };
         if dir.join(RECORDS_FILE).exists() {
-            data.read_records()?;
+            if let Err(e) = data.read_records() {
+                data.records_error = Some(e.to_string());
+            }
         }
         Ok(data)
     }

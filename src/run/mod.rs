@@ -83,7 +83,11 @@ fn plain_get(path: &str) -> crate::corpus::CorpusRequest {
         payload: String::new(),
         built: Ok(crate::corpus::RequestSpec {
             method: "GET".into(),
-            target: if path.is_empty() { "/".into() } else { path.to_string() },
+            target: if path.is_empty() {
+                "/".into()
+            } else {
+                path.to_string()
+            },
             headers: Vec::new(),
             body: Vec::new(),
         }),
@@ -123,7 +127,10 @@ impl PreparedRun {
     pub fn new(profile: &Profile, options: &RunOptions) -> Result<PreparedRun, Error> {
         profile.validate_runnable(&options.origin)?;
         let plan = if profile.plain && profile.corpus.is_empty() {
-            Plan::from_requests(profile, vec![plain_get(&crate::plan::base_path_of(profile)?)])?
+            Plan::from_requests(
+                profile,
+                vec![plain_get(&crate::plan::base_path_of(profile)?)],
+            )?
         } else {
             Plan::build(profile, &load_corpus(&profile.corpus)?)?
         };
