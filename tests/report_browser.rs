@@ -244,6 +244,14 @@ fn assert_structure(dom: &str) {
         }
     }
     assert_eq!(csp, 1, "exactly one CSP meta");
+    // Elements that are allowed once, in the head, are there exactly as often as the
+    // report writes them.
+    let all = tags(dom);
+    let count = |n: &str| all.iter().filter(|(name, _)| name == n).count();
+    assert_eq!(count("style"), 1, "<style> elements");
+    assert_eq!(count("title"), 1, "<title> elements");
+    assert_eq!(count("meta"), 4, "<meta> elements");
+    assert_eq!(count("html") + count("head") + count("body"), 3);
 }
 
 /// Texts of `<pre class="payload">` elements in a DOM dump.
