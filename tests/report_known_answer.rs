@@ -318,3 +318,51 @@ fn a_damaged_records_file_still_gives_a_report_that_says_so() {
     assert!(html_row(&html, "b1").contains("30.8 %"));
     assert!(html.contains("The request records could not be read"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_report_writes_the_report_at_the_end() {
+    let target = wafload::target::start(wafload::target::TargetConfig::default())
+        .await
+        .expect("calibration target");
+    let tmp = tempfile::tempdir().unwrap();
+    let payloads = Path::new(env!("CARGO_MANIFEST_DIR")).join("payloads");
+    let url = target.url();
+    let results = tmp.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wafload"))
+            .args(["run", "--target", &url, "--corpus"])
+            .arg(&payloads)
+            .args([
+                "--rate",
+                "200",
+                "--requests",
+                "100",
+                "--report",
+                "--quiet",
+                "--results-dir",
+            ])
+            .arg(&results)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    target.shutdown().await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let html = stdout
+        .lines()
+        .find(|l| l.ends_with("report.html"))
+        .expect("report path printed");
+    let page = std::fs::read_to_string(html).unwrap();
+    assert!(page.contains("Content-Security-Policy") && page.contains("<svg"));
+    let report_dir = Path::new(html).parent().unwrap();
+    for f in [
+        "summary.md",
+        "report.json",
+        "detection.png",
+        "breakdown.svg",
+    ] {
+        assert!(report_dir.join(f).is_file(), "{f}");
+    }
+}
