@@ -176,6 +176,18 @@ fn chart_text_never_overlaps_with_long_names_many_cases_and_errors() {
         "XMLEntity",
         "HTMLEntity",
         "DoubleURLEncodedButWithAVeryLongName",
+        "E9",
+        "E10",
+        "E11",
+        "E12",
+        "E13",
+        "E14",
+        "E15",
+        "E16",
+        "E17",
+        "E18",
+        "E19",
+        "E20",
     ];
     let placeholders = [
         "URLParam",

@@ -59,7 +59,11 @@ impl Chart for MatrixChart {
     }
     fn size(&self) -> (u32, u32) {
         let rows = self.view.placeholders.len().max(1) as i32;
-        (WIDTH, (TOP + 30 + rows * CELL_H + 56) as u32)
+        // Wider than the other charts only when a corpus has so many encoders that cells
+        // would get narrower than their text (labels take at most 260 + 24 px).
+        let cols = self.view.encoders.len() as u32;
+        let width = WIDTH.max(284 + cols * 60 + 170);
+        (width, (TOP + 30 + rows * CELL_H + 56) as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
@@ -96,7 +100,8 @@ impl Chart for MatrixChart {
             + 24;
         let legend_w = 150;
         let cols = v.encoders.len().max(1) as i32;
-        let cell_w = ((WIDTH as i32 - label_w - legend_w - 20) / cols).clamp(60, 220);
+        let width = root.dim_in_pixel().0 as i32;
+        let cell_w = ((width - label_w - legend_w - 20) / cols).clamp(60, 220);
         let x0 = label_w;
         let y0 = TOP + 30;
         for (ci, e) in v.encoders.iter().enumerate() {
