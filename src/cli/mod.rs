@@ -10,6 +10,7 @@ pub mod k8s;
 pub mod merge;
 pub mod overhead;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod sweep;
 pub mod target;
@@ -42,6 +43,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Serve the calibration target: a WAF stand-in with known rules and delays.
     Target(target::TargetArgs),
+    /// Charts, HTML, Markdown and JSON report of a finished run (from its results alone).
+    Report(report::ReportArgs),
     /// Compare two runs (or two profiles, interleaved) with confidence intervals.
     Compare(compare::CompareArgs),
     /// Latency the WAF adds: WAF path vs baseline path, interleaved.
@@ -94,6 +97,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Demo(args) => demo::execute(args).await,
         Command::Target(args) => target::execute(args).await,
         Command::Corpus(cmd) => corpus::execute(cmd),
+        Command::Report(args) => report::execute(args),
         Command::Compare(args) => compare::execute(args).await,
         Command::Overhead(args) => overhead::execute(args).await,
         Command::Capacity(args) => capacity::execute(args).await,

@@ -107,6 +107,9 @@ pub struct RunArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also write the report (HTML, Markdown, JSON, SVG/PNG charts) into <run>/report.
+    #[arg(long)]
+    pub report: bool,
     /// Send only shard I of N (0-based) of the schedule: rate / N, every N-th slot.
     /// Merge the shards' results with `wafload merge`.
     #[arg(long, value_name = "I/N", value_parser = crate::schedule::Shard::parse)]
@@ -182,6 +185,12 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
     };
     let outcome = run(&profile, &options, cancel).await?;
     print_outcome(&outcome, args.quiet, args.json);
+    if args.report {
+        let written = crate::report::generate(&outcome.dir, &Default::default())?;
+        if !args.json {
+            super::report::print_written(&written, args.quiet);
+        }
+    }
     let code = exit_code_after_run(&outcome.summary, signal.load(Ordering::SeqCst));
     if code != 0 {
         return Ok(code);
