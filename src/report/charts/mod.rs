@@ -4,12 +4,14 @@
 //! Labels come from corpus file names and so are user-controlled: every label goes
 //! through `escape::label` (plotters' SVG backend escapes XML specials itself).
 
+mod analysis;
 mod breakdown;
 mod detection;
 mod matrix;
 mod spectrum;
 mod timeline;
 
+pub use analysis::{CapacityChart, OverheadChart};
 pub use breakdown::BreakdownChart;
 pub use detection::DetectionChart;
 pub use matrix::MatrixChart;
