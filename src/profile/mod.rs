@@ -171,6 +171,9 @@ pub struct Profile {
     /// Send one plain GET of the target URL instead of a corpus (raw throughput, like wrk).
     #[serde(default)]
     pub plain: bool,
+    /// HTTP/1.1 client: `wire` (lean, default) or `hyper` (for cross-checks).
+    #[serde(default)]
+    pub h1_engine: crate::transport::http::H1Engine,
     /// Where run folders are written.
     #[serde(default = "default_results_dir")]
     pub results_dir: PathBuf,
@@ -308,6 +311,7 @@ impl Default for Profile {
             request_id_header: default_request_id_header(),
             max: false,
             plain: false,
+            h1_engine: Default::default(),
             results_dir: default_results_dir(),
             benign: Vec::new(),
             openapi: None,

@@ -403,7 +403,9 @@ async fn open_loop<S: Session>(
         if ctx.stopping() {
             break;
         }
-        let Ok(job) = jobs.recv_async().await else { break };
+        let Ok(job) = jobs.recv_async().await else {
+            break;
+        };
         if ctx.stopping() {
             break;
         }
@@ -437,7 +439,15 @@ async fn closed_loop_worker<S: Session>(
     deadline: Option<Instant>,
 ) -> u64 {
     let mut state = WorkerState::new();
-    let run = closed_loop(&mut session, &ctx, &counter, shard, slots, deadline, &mut state);
+    let run = closed_loop(
+        &mut session,
+        &ctx,
+        &counter,
+        shard,
+        slots,
+        deadline,
+        &mut state,
+    );
     let aborted = abortable(&ctx, run).await;
     finish(&ctx, &mut state, aborted).await;
     state.sent
