@@ -278,6 +278,7 @@ fn pace(
     cancel: CancellationToken,
     progress: Arc<Progress>,
 ) {
+    crate::timer::precise_thread();
     let mut k = 0u64;
     loop {
         let slot = shard.slot(k);
