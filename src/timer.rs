@@ -78,7 +78,10 @@ pub async fn sleep_until(deadline: Instant) {
         seq: SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         wake,
     };
-    let sent = timer().lock().map(|tx| tx.send(entry).is_ok()).unwrap_or(false);
+    let sent = timer()
+        .lock()
+        .map(|tx| tx.send(entry).is_ok())
+        .unwrap_or(false);
     if !sent {
         // Timer thread gone (never expected): fall back to tokio's coarser timer.
         tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;

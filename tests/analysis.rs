@@ -6,13 +6,13 @@ mod common;
 
 use common::*;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use wafload::analysis::capacity::{search, CapacityOptions};
 use wafload::analysis::compare::ArmData;
 use wafload::analysis::interleave::{interleave, Arm};
 use wafload::analysis::overhead::overhead;
 use wafload::analysis::slo::Slo;
 use wafload::target::{self, Capacity, Delay, Faults, TargetConfig};
-use tokio_util::sync::CancellationToken;
 
 fn target_with(delay_ms: f64) -> TargetConfig {
     TargetConfig {
@@ -38,8 +38,14 @@ async fn interleaved(
     pb.target.url = b_url.to_string();
     let out = results.join(format!("il-{seed}"));
     let res = interleave(
-        &Arm { label: "baseline".into(), profile: pa },
-        &Arm { label: "waf".into(), profile: pb },
+        &Arm {
+            label: "baseline".into(),
+            profile: pa,
+        },
+        &Arm {
+            label: "waf".into(),
+            profile: pb,
+        },
         pairs,
         block,
         &out,
@@ -60,17 +66,45 @@ async fn overhead_of_a_two_millisecond_target_is_two_milliseconds() {
     let base = target::start(target_with(1.0)).await.unwrap();
     let waf = target::start(target_with(3.0)).await.unwrap();
     let results = tempfile::tempdir().unwrap();
-    let (a, b) = interleaved(&base.url(), &waf.url(), 1, 3, Duration::from_secs(1), results.path()).await;
+    let (a, b) = interleaved(
+        &base.url(),
+        &waf.url(),
+        1,
+        3,
+        Duration::from_secs(1),
+        results.path(),
+    )
+    .await;
     assert_eq!(a.sent, 600);
     assert_eq!(b.sent, 600);
     let report = overhead(Some(&a), &b, 1);
     let c = report.comparison.unwrap();
     let p50 = &c.latency[0];
-    eprintln!("p50 diff {:.3} ms, CI {:.3} … {:.3}; {}", p50.diff, p50.low, p50.high, c.verdicts[0]);
-    assert!((p50.diff - 2.0).abs() <= 0.3, "p50 overhead {} ms", p50.diff);
-    assert!(p50.low <= 2.0 && 2.0 <= p50.high, "CI {}…{} misses 2 ms", p50.low, p50.high);
-    assert!(c.verdicts[0].starts_with("p50: waf is "), "{}", c.verdicts[0]);
-    assert!(c.verdicts[0].contains("slower than baseline"), "{}", c.verdicts[0]);
+    eprintln!(
+        "p50 diff {:.3} ms, CI {:.3} … {:.3}; {}",
+        p50.diff, p50.low, p50.high, c.verdicts[0]
+    );
+    assert!(
+        (p50.diff - 2.0).abs() <= 0.3,
+        "p50 overhead {} ms",
+        p50.diff
+    );
+    assert!(
+        p50.low <= 2.0 && 2.0 <= p50.high,
+        "CI {}…{} misses 2 ms",
+        p50.low,
+        p50.high
+    );
+    assert!(
+        c.verdicts[0].starts_with("p50: waf is "),
+        "{}",
+        c.verdicts[0]
+    );
+    assert!(
+        c.verdicts[0].contains("slower than baseline"),
+        "{}",
+        c.verdicts[0]
+    );
     base.shutdown().await;
     waf.shutdown().await;
 }
@@ -98,7 +132,10 @@ async fn identical_targets_show_no_significant_difference() {
             same += 1;
         }
     }
-    assert!(same >= 9, "only {same} of 10 said no significant difference");
+    assert!(
+        same >= 9,
+        "only {same} of 10 said no significant difference"
+    );
     a_target.shutdown().await;
     b_target.shutdown().await;
 }
@@ -125,9 +162,15 @@ async fn upstream_header_decomposition_recovers_the_filter_delay() {
     let arm = ArmData::from_runs("waf", &[outcome.dir]).unwrap();
     let d = overhead(None, &arm, 1).decomposition.expect("header seen");
     let gateway_p50 = ms(d.gateway.p50);
-    eprintln!("upstream p50 {} ms, gateway+filter p50 {gateway_p50} ms", ms(d.upstream.p50));
+    eprintln!(
+        "upstream p50 {} ms, gateway+filter p50 {gateway_p50} ms",
+        ms(d.upstream.p50)
+    );
     assert_eq!(d.upstream.p50, 5000);
-    assert!((gateway_p50 - 3.0).abs() <= 0.3, "gateway+filter p50 {gateway_p50} ms");
+    assert!(
+        (gateway_p50 - 3.0).abs() <= 0.3,
+        "gateway+filter p50 {gateway_p50} ms"
+    );
     t.shutdown().await;
 }
 

@@ -105,7 +105,11 @@ pub async fn search(
             if g == 0.0 && b <= options.start_rate {
                 break; // even the first step failed
             }
-            rate = if g == 0.0 { b / options.factor } else { (g + b) / 2.0 };
+            rate = if g == 0.0 {
+                b / options.factor
+            } else {
+                (g + b) / 2.0
+            };
         }
         if rate > options.max_rate {
             break;
@@ -115,7 +119,16 @@ pub async fn search(
             budget_exhausted = true;
             break;
         }
-        let step = run_step(profile, options, rate, out, steps.len() + 1, progress, cancel.clone()).await?;
+        let step = run_step(
+            profile,
+            options,
+            rate,
+            out,
+            steps.len() + 1,
+            progress,
+            cancel.clone(),
+        )
+        .await?;
         if progress {
             eprintln!(
                 "  {:>9.1} req/s → achieved {:>9.1}, p99 {:>8.2} ms, errors {:>6.2} %, detection {} — {}",
@@ -195,8 +208,8 @@ async fn run_step(
     }
     let all = &s.latency["all"];
     let errors = if s.sent > 0 {
-        (s.counts.get("failed").copied().unwrap_or(0) + s.counts.get("unresolved").copied().unwrap_or(0))
-            as f64
+        (s.counts.get("failed").copied().unwrap_or(0)
+            + s.counts.get("unresolved").copied().unwrap_or(0)) as f64
             / s.sent as f64
     } else {
         0.0
@@ -247,7 +260,10 @@ pub fn render(r: &CapacityReport) -> String {
     );
     let mut steps: Vec<&Step> = r.steps.iter().collect();
     steps.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-    let pct = |v: Option<f64>| v.map(|x| format!("{:.1} %", x * 100.0)).unwrap_or("—".into());
+    let pct = |v: Option<f64>| {
+        v.map(|x| format!("{:.1} %", x * 100.0))
+            .unwrap_or("—".into())
+    };
     for s in steps {
         let _ = writeln!(
             out,
@@ -259,7 +275,11 @@ pub fn render(r: &CapacityReport) -> String {
             s.errors * 100.0,
             pct(s.detection),
             pct(s.false_positives),
-            if s.ok { "ok".to_string() } else { format!("FAIL: {}", s.failing.join("; ")) }
+            if s.ok {
+                "ok".to_string()
+            } else {
+                format!("FAIL: {}", s.failing.join("; "))
+            }
         );
     }
     match r.sustainable_rate {
@@ -277,8 +297,16 @@ pub fn render(r: &CapacityReport) -> String {
         let _ = writeln!(out, "FINDING: {f}");
     }
     if r.budget_exhausted {
-        let _ = writeln!(out, "(time budget exhausted: the bracket may be wider than the precision asked)");
+        let _ = writeln!(
+            out,
+            "(time budget exhausted: the bracket may be wider than the precision asked)"
+        );
     }
-    let _ = writeln!(out, "search took {:.1} s over {} steps", r.elapsed_s, r.steps.len());
+    let _ = writeln!(
+        out,
+        "search took {:.1} s over {} steps",
+        r.elapsed_s,
+        r.steps.len()
+    );
     out
 }

@@ -77,7 +77,10 @@ impl ArmData {
         })
         .map_err(|e| Error::io(dir, e))?;
         let hists = load_histograms(dir)?;
-        for (name, slot) in [("upstream", &mut self.upstream), ("gateway", &mut self.gateway)] {
+        for (name, slot) in [
+            ("upstream", &mut self.upstream),
+            ("gateway", &mut self.gateway),
+        ] {
             if let Some(h) = hists.get(name).filter(|h| !h.is_empty()) {
                 match slot {
                     Some(acc) => acc.add(h).map_err(|e| Error::Other(format!("{e:?}")))?,
@@ -198,9 +201,15 @@ pub fn latency_verdict(d: &QuantileDiff, a: &str, b: &str) -> String {
             d.diff, d.low, d.high
         )
     } else if d.diff > 0.0 {
-        format!("{name}: {b} is {:.3} ms ± {:.3} ms slower than {a}", d.diff, half)
+        format!(
+            "{name}: {b} is {:.3} ms ± {:.3} ms slower than {a}",
+            d.diff, half
+        )
     } else {
-        format!("{name}: {b} is {:.3} ms ± {:.3} ms faster than {a}", -d.diff, half)
+        format!(
+            "{name}: {b} is {:.3} ms ± {:.3} ms faster than {a}",
+            -d.diff, half
+        )
     }
 }
 
@@ -225,7 +234,13 @@ fn proportion_verdict(name: &str, p: &ProportionDiff, a: &str, b: &str) -> Optio
 
 /// Compares B against A.
 pub fn compare(a: &ArmData, b: &ArmData, seed: u64) -> Comparison {
-    let latency = bootstrap_quantile_diffs(&a.latencies_ms, &b.latencies_ms, &QUANTILES, RESAMPLES, seed);
+    let latency = bootstrap_quantile_diffs(
+        &a.latencies_ms,
+        &b.latencies_ms,
+        &QUANTILES,
+        RESAMPLES,
+        seed,
+    );
     let benign_latency = bootstrap_quantile_diffs(
         &a.benign_latencies_ms,
         &b.benign_latencies_ms,
@@ -250,8 +265,18 @@ pub fn compare(a: &ArmData, b: &ArmData, seed: u64) -> Comparison {
         .iter()
         .map(|d| latency_verdict(d, &a.label, &b.label))
         .collect();
-    verdicts.extend(proportion_verdict("detection", &detection, &a.label, &b.label));
-    verdicts.extend(proportion_verdict("false positives", &false_positives, &a.label, &b.label));
+    verdicts.extend(proportion_verdict(
+        "detection",
+        &detection,
+        &a.label,
+        &b.label,
+    ));
+    verdicts.extend(proportion_verdict(
+        "false positives",
+        &false_positives,
+        &a.label,
+        &b.label,
+    ));
     verdicts.extend(proportion_verdict("errors", &errors, &a.label, &b.label));
     Comparison {
         a: a.label.clone(),
@@ -295,8 +320,14 @@ pub fn render(c: &Comparison) -> String {
             d.high
         );
     }
-    let pct = |v: Option<f64>| v.map(|x| format!("{:.2} %", x * 100.0)).unwrap_or("—".into());
-    let pp = |v: Option<f64>| v.map(|x| format!("{:+.2}", x * 100.0)).unwrap_or("—".into());
+    let pct = |v: Option<f64>| {
+        v.map(|x| format!("{:.2} %", x * 100.0))
+            .unwrap_or("—".into())
+    };
+    let pp = |v: Option<f64>| {
+        v.map(|x| format!("{:+.2}", x * 100.0))
+            .unwrap_or("—".into())
+    };
     let _ = writeln!(out);
     for (name, p) in [
         ("detection", &c.detection),

@@ -98,7 +98,13 @@ pub async fn interleave(
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -115,7 +121,10 @@ mod tests {
     fn abba_order_alternates_who_goes_first() {
         let order: Vec<bool> = block_order(3).into_iter().map(|(_, b)| b).collect();
         assert_eq!(order, vec![false, true, true, false, false, true]);
-        assert_eq!(pairs_for(Duration::from_secs(30), Duration::from_secs(5)), 6);
+        assert_eq!(
+            pairs_for(Duration::from_secs(30), Duration::from_secs(5)),
+            6
+        );
         assert_eq!(pairs_for(Duration::from_secs(1), Duration::from_secs(5)), 1);
     }
 }

@@ -24,7 +24,10 @@ pub struct OverheadReport {
     pub decomposition: Option<Decomposition>,
 }
 
-pub fn decomposition(upstream: &Option<Histogram<u64>>, gateway: &Option<Histogram<u64>>) -> Option<Decomposition> {
+pub fn decomposition(
+    upstream: &Option<Histogram<u64>>,
+    gateway: &Option<Histogram<u64>>,
+) -> Option<Decomposition> {
     match (upstream, gateway) {
         (Some(u), Some(g)) => Some(Decomposition {
             upstream: Percentiles::of(u),
@@ -55,8 +58,15 @@ pub fn render(r: &OverheadReport) -> String {
             "\n  from x-envoy-upstream-service-time ({} requests):",
             d.gateway.count
         );
-        let _ = writeln!(out, "  {:<26} {:>8} {:>8} {:>8} {:>8}", "", "p50", "p90", "p99", "p99.9");
-        for (name, p) in [("upstream (ms)", &d.upstream), ("gateway + filter (ms)", &d.gateway)] {
+        let _ = writeln!(
+            out,
+            "  {:<26} {:>8} {:>8} {:>8} {:>8}",
+            "", "p50", "p90", "p99", "p99.9"
+        );
+        for (name, p) in [
+            ("upstream (ms)", &d.upstream),
+            ("gateway + filter (ms)", &d.gateway),
+        ] {
             let _ = writeln!(
                 out,
                 "  {:<26} {:>8} {:>8} {:>8} {:>8}",
@@ -67,10 +77,15 @@ pub fn render(r: &OverheadReport) -> String {
                 ms(p.p999)
             );
         }
-        let _ = writeln!(out, "  (the header has whole milliseconds: each value is exact only to 1 ms)");
+        let _ = writeln!(
+            out,
+            "  (the header has whole milliseconds: each value is exact only to 1 ms)"
+        );
     }
     if r.comparison.is_none() && r.decomposition.is_none() {
-        out.push_str("no baseline and no x-envoy-upstream-service-time header: nothing to compare\n");
+        out.push_str(
+            "no baseline and no x-envoy-upstream-service-time header: nothing to compare\n",
+        );
     }
     out
 }

@@ -141,7 +141,10 @@ mod tests {
     fn wilson_matches_published_values() {
         // Newcombe (1998) table I: 81/263 → 0.2553–0.3662.
         let (l, u) = wilson(81, 263).unwrap();
-        assert!((l - 0.2553).abs() < 1e-4 && (u - 0.3662).abs() < 1e-4, "{l} {u}");
+        assert!(
+            (l - 0.2553).abs() < 1e-4 && (u - 0.3662).abs() < 1e-4,
+            "{l} {u}"
+        );
         // 0 of 10 → [0, 0.2775]; 10 of 10 → [0.7225, 1].
         let (l, u) = wilson(0, 10).unwrap();
         assert!(l == 0.0 && (u - 0.2775).abs() < 1e-4);
@@ -156,7 +159,10 @@ mod tests {
         // for p1 − p2; we compute p_b − p_a with a = 48/80, b = 56/70.
         let (d, l, u) = newcombe_diff(48, 80, 56, 70).unwrap();
         assert!((d - 0.2).abs() < 1e-9);
-        assert!((l - 0.0524).abs() < 1e-3 && (u - 0.3339).abs() < 1e-3, "{l} {u}");
+        assert!(
+            (l - 0.0524).abs() < 1e-3 && (u - 0.3339).abs() < 1e-3,
+            "{l} {u}"
+        );
     }
 
     #[test]

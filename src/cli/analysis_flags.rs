@@ -23,7 +23,11 @@ pub fn gate(slo: Option<&Slo>, summary: &crate::results::Summary, quiet: bool) -
 }
 
 /// Writes a JSON report atomically into `dir/name`.
-pub fn write_json<T: serde::Serialize>(dir: &std::path::Path, name: &str, value: &T) -> Result<(), Error> {
+pub fn write_json<T: serde::Serialize>(
+    dir: &std::path::Path,
+    name: &str,
+    value: &T,
+) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Other(e.to_string()))?;
     bytes.push(b'\n');

@@ -11,9 +11,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Steps the open-loop rate up by --factor until a step misses the SLO, then \
+#[command(
+    after_help = "Steps the open-loop rate up by --factor until a step misses the SLO, then \
 bisects. Put detection in the SLO (detection>=0.9) to make failing open a failure; it is \
-reported either way.\nExample: wafload capacity --profile p.yaml --slo 'p99<50ms,errors<1%' --budget 5m")]
+reported either way.\nExample: wafload capacity --profile p.yaml --slo 'p99<50ms,errors<1%' --budget 5m"
+)]
 pub struct CapacityArgs {
     #[arg(short, long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
@@ -77,7 +79,10 @@ pub async fn execute(args: CapacityArgs) -> Result<u8, Error> {
     let report = search(&profile, &options, &out, !args.json, cancel).await?;
     write_json(&out, "capacity.json", &report)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         print!("{}", render(&report));
         println!("written: {}", out.join("capacity.json").display());

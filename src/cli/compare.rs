@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  wafload compare results/run-buffered results/run-streamed\n  wafload compare --interleave --profile buffered.yaml --profile-b streamed.yaml --duration 60s\n\nThis is how to compare STREAMED vs BUFFERED body modes: two gateway configurations, the same corpus and rate.")]
+#[command(
+    after_help = "Examples:\n  wafload compare results/run-buffered results/run-streamed\n  wafload compare --interleave --profile buffered.yaml --profile-b streamed.yaml --duration 60s\n\nThis is how to compare STREAMED vs BUFFERED body modes: two gateway configurations, the same corpus and rate."
+)]
 pub struct CompareArgs {
     /// Results folders A and B (B is compared against A).
     #[arg(value_name = "RUN", num_args = 0..=2)]
@@ -59,15 +61,24 @@ pub async fn execute(args: CompareArgs) -> Result<u8, Error> {
         let a = load(args.profile.as_ref().expect("clap requires it"))?;
         let b = load(args.profile_b.as_ref().expect("clap requires it"))?;
         let block = args.block.unwrap_or(DEFAULT_BLOCK);
-        let total = args.duration.or(a.duration).unwrap_or(Duration::from_secs(30));
-        let out = args.out.clone().unwrap_or_else(|| {
-            a.results_dir
-                .join(crate::run::new_run_id(Some("compare")))
-        });
+        let total = args
+            .duration
+            .or(a.duration)
+            .unwrap_or(Duration::from_secs(30));
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| a.results_dir.join(crate::run::new_run_id(Some("compare"))));
         let (cancel, _) = super::cancel_on_signals();
         let res = interleave(
-            &Arm { label: args.label_a.clone(), profile: a },
-            &Arm { label: args.label_b.clone(), profile: b },
+            &Arm {
+                label: args.label_a.clone(),
+                profile: a,
+            },
+            &Arm {
+                label: args.label_b.clone(),
+                profile: b,
+            },
             pairs_for(total, block),
             block,
             &out,
@@ -83,7 +94,11 @@ pub async fn execute(args: CompareArgs) -> Result<u8, Error> {
                 "give two results folders (A and B), or --interleave with --profile and --profile-b",
             ));
         }
-        (vec![args.runs[0].clone()], vec![args.runs[1].clone()], args.out.clone())
+        (
+            vec![args.runs[0].clone()],
+            vec![args.runs[1].clone()],
+            args.out.clone(),
+        )
     };
     let a = ArmData::from_runs(&args.label_a, &a_runs)?;
     let b = ArmData::from_runs(&args.label_b, &b_runs)?;
@@ -92,7 +107,10 @@ pub async fn execute(args: CompareArgs) -> Result<u8, Error> {
         write_json(dir, "compare.json", &comparison)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&comparison).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&comparison).unwrap_or_default()
+        );
     } else {
         print!("{}", render(&comparison));
         if let Some(dir) = &out {

@@ -14,10 +14,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
-#[command(after_help = "The profile's `baseline:` (or --baseline) is the same service without the WAF. \
+#[command(
+    after_help = "The profile's `baseline:` (or --baseline) is the same service without the WAF. \
 Blocks alternate A B B A … so drift hits both. Without a baseline, overhead comes from \
 x-envoy-upstream-service-time alone (total − upstream = gateway + filter time).\n\
-Example: wafload overhead --profile profiles/lab-overhead.yaml --duration 60s --slo 'p99<20ms'")]
+Example: wafload overhead --profile profiles/lab-overhead.yaml --duration 60s --slo 'p99<20ms'"
+)]
 pub struct OverheadArgs {
     #[arg(short, long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
@@ -63,8 +65,14 @@ pub async fn execute(args: OverheadArgs) -> Result<u8, Error> {
             base.target = spec;
             let block = args.block.unwrap_or(DEFAULT_BLOCK);
             let res = interleave(
-                &Arm { label: "baseline".into(), profile: base },
-                &Arm { label: "waf".into(), profile: profile.clone() },
+                &Arm {
+                    label: "baseline".into(),
+                    profile: base,
+                },
+                &Arm {
+                    label: "waf".into(),
+                    profile: profile.clone(),
+                },
                 pairs_for(total, block),
                 block,
                 &out,
@@ -93,10 +101,17 @@ pub async fn execute(args: OverheadArgs) -> Result<u8, Error> {
     let report = overhead(baseline_arm.as_ref(), &waf_arm, profile.seed);
     write_json(&out, "overhead.json", &report)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         print!("{}", render(&report));
         println!("\nwritten: {}", out.join("overhead.json").display());
     }
-    Ok(gate(args.slo.as_ref(), &waf_arm.summary_for_slo(), args.json))
+    Ok(gate(
+        args.slo.as_ref(),
+        &waf_arm.summary_for_slo(),
+        args.json,
+    ))
 }
