@@ -104,3 +104,27 @@ if os.path.exists(path):
     print()
     for v in c.get("verdicts", []):
         print(f"- {v}")
+
+    # Per block: the pooled quantiles above mix quiet and busy moments of the machine;
+    # the median over blocks shows the typical block, the range how much they varied.
+    import glob
+    import statistics
+    blocks = sorted(glob.glob(os.path.join(out, "overhead", "*", "blocks", "*", "summary.json")))
+    if blocks:
+        arms = {}
+        for b in blocks:
+            with open(b) as f:
+                s = json.load(f)
+            arm = os.path.basename(os.path.dirname(b)).split("-", 1)[1]
+            arms.setdefault(arm, []).append(s["latency"]["all"])
+        print(f"\nPer block ({len(blocks)} blocks of 5 s, alternating arms, 200 req/s):\n")
+        print("| arm | blocks | median p50 (ms) | median p99 (ms) | p99 range over blocks (ms) |")
+        print("|---|---|---|---|---|")
+        for arm in ("baseline", "waf"):
+            ls = arms.get(arm, [])
+            if not ls:
+                continue
+            p50 = statistics.median(x["p50"] for x in ls) / 1000
+            p99s = [x["p99"] / 1000 for x in ls]
+            print(f"| {arm} | {len(ls)} | {p50:.3f} | {statistics.median(p99s):.3f} "
+                  f"| {min(p99s):.3f} … {max(p99s):.3f} |")

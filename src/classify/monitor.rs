@@ -414,7 +414,8 @@ pub fn refine_run(
                     record["cls"] = Class::Blocked.as_str().into();
                     let src = record.get("src").and_then(|s| s.as_u64()).unwrap_or(0) as usize;
                     if let Some(counts) = recorded.per_source.get_mut(src) {
-                        counts[Class::Passed.index()] -= 1;
+                        let passed = &mut counts[Class::Passed.index()];
+                        *passed = passed.saturating_sub(1);
                         counts[Class::Blocked.index()] += 1;
                     }
                     let lat = record
@@ -425,7 +426,8 @@ pub fn refine_run(
                     moved.saturating_record(lat);
                     let t = record.get("t").and_then(|t| t.as_u64()).unwrap_or(0);
                     if let Some(second) = recorded.series.get_mut((t / 1_000_000) as usize) {
-                        second.by_class[Class::Passed.index()] -= 1;
+                        let passed = &mut second.by_class[Class::Passed.index()];
+                        *passed = passed.saturating_sub(1);
                         second.by_class[Class::Blocked.index()] += 1;
                     }
                 }
