@@ -247,3 +247,67 @@ fn corpus_stats_matches_the_documented_table() {
     assert_eq!(row("owasp-api")[..4], [6, 20, 20, 2]);
     assert_eq!(row("total")[..4], [44, 208, 822, 2]);
 }
+
+#[test]
+fn slo_gate_exits_zero_when_met_and_one_when_missed() {
+    let target = background_target(wafload::target::TargetConfig {
+        markers: vec!["wafload-evil".into()],
+        ..Default::default()
+    });
+    let results = tempfile::tempdir().unwrap();
+    let dir = results.path().to_str().unwrap();
+    let base = [
+        "run",
+        "--target",
+        &target.url,
+        "--corpus",
+        "tests/fixtures/known",
+        "--results-dir",
+        dir,
+        "--quiet",
+        "--rate",
+        "200",
+    ];
+    let met = wafload(
+        &[
+            &base[..],
+            &["--slo", "p99<5s,errors<1%,detection>=0.3,fp<=0.34"],
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        met.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&met.stderr)
+    );
+    let missed = wafload(&[&base[..], &["--slo", "p99<1us,detection>=0.9,fp<=0.01"]].concat());
+    assert_eq!(missed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missed.stderr);
+    assert!(stderr.contains("SLO MISSED"), "{stderr}");
+    for term in ["FAIL p99<1us", "FAIL detection>=0.9", "FAIL fp<=0.01"] {
+        assert!(stderr.contains(term), "{term} not in {stderr}");
+    }
+    // A malformed SLO is a usage error naming the flag.
+    let bad = wafload(&[&base[..], &["--slo", "p99=5ms"]].concat());
+    assert_input_error(&bad, "--slo");
+
+    // compare: the two runs above hit the same target; the verdict table prints.
+    let runs: Vec<String> = [met, missed]
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .collect();
+    let cmp = wafload(&["compare", &runs[0], &runs[1]]);
+    assert_eq!(
+        cmp.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&cmp.stderr)
+    );
+    let text = String::from_utf8_lossy(&cmp.stdout);
+    assert!(
+        text.contains("detection: no significant difference"),
+        "{text}"
+    );
+    assert!(text.contains("p50"), "{text}");
+}

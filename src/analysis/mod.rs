@@ -8,3 +8,4 @@ pub mod interleave;
 pub mod overhead;
 pub mod slo;
 pub mod stats;
+pub mod sweep;

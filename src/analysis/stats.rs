@@ -147,9 +147,9 @@ mod tests {
         );
         // 0 of 10 → [0, 0.2775]; 10 of 10 → [0.7225, 1].
         let (l, u) = wilson(0, 10).unwrap();
-        assert!(l == 0.0 && (u - 0.2775).abs() < 1e-4);
+        assert!(l.abs() < 1e-12 && (u - 0.2775).abs() < 1e-4);
         let (l, u) = wilson(10, 10).unwrap();
-        assert!((l - 0.7225).abs() < 1e-4 && u == 1.0);
+        assert!((l - 0.7225).abs() < 1e-4 && (u - 1.0).abs() < 1e-12);
         assert_eq!(wilson(0, 0), None);
     }
 
