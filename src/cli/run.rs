@@ -55,6 +55,9 @@ pub struct LoadFlags {
     /// Maximum open connections (HTTP/1.1: also the maximum requests in flight).
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..100_000))]
     pub connections: Option<u64>,
+    /// Concurrent HTTP/2 streams per connection (HTTP/2 in flight = connections × streams).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub streams: Option<u64>,
     /// Per-request timeout, e.g. 5s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag)]
     pub timeout: Option<Duration>,
@@ -149,6 +152,7 @@ impl LoadFlags {
         o.duration = self.duration;
         o.requests = self.requests;
         o.connections = self.connections.map(|c| c as usize);
+        o.streams = self.streams.map(|c| c as usize);
         o.timeout = self.timeout;
         o.seed = self.seed;
         o.max = self.max;

@@ -341,6 +341,7 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     pub requests: Option<u64>,
     pub connections: Option<usize>,
+    pub streams: Option<usize>,
     pub timeout: Option<Duration>,
     pub seed: Option<u64>,
     pub max: bool,
@@ -471,6 +472,9 @@ impl Profile {
         }
         if let Some(v) = o.connections {
             self.connections = v;
+        }
+        if let Some(v) = o.streams {
+            self.streams_per_connection = v;
         }
         if let Some(v) = o.timeout {
             self.timeout = v;
