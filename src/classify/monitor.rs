@@ -629,6 +629,46 @@ mod tests {
     }
 
     #[test]
+    fn profile_key_resolves_the_log_and_flags_override_it() {
+        use crate::profile::{Overrides, Profile};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yaml");
+        std::fs::write(
+            &path,
+            "monitor:\n  log: logs/audit.json\n  id_field: transaction.unique_id\n  match: '\"ruleId\":\"949110\"'\n  settle: 200ms\n",
+        )
+        .unwrap();
+        let mut p = Profile::load(&path).unwrap();
+        let m = p.monitor.clone().unwrap();
+        assert_eq!(m.log, dir.path().join("logs/audit.json"));
+        assert_eq!(m.settle, Duration::from_millis(200));
+        assert_eq!(m.wait, Duration::from_secs(10));
+        assert!(m.compile().unwrap().label.contains("transaction.unique_id"));
+        p.apply(&Overrides {
+            monitor_preset: Some(MonitorPreset::WafloadTarget),
+            ..Overrides::default()
+        });
+        let m = p.monitor.clone().unwrap();
+        assert_eq!(
+            (m.preset, m.id_field),
+            (Some(MonitorPreset::WafloadTarget), None)
+        );
+        let mut bare = Profile::default();
+        bare.apply(&Overrides {
+            monitor_log: Some("/var/log/a.json".into()),
+            ..Overrides::default()
+        });
+        assert_eq!(
+            bare.monitor.unwrap().preset,
+            Some(MonitorPreset::Modsecurity)
+        );
+        let err = Profile::parse("monitor:\n  log: x\n  preset: nginx\n", Path::new("q.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("q.yaml:3:"), "{err}");
+    }
+
+    #[test]
     fn collect_reads_only_what_was_written_after_begin() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.json");

@@ -17,8 +17,8 @@ pub struct MonitorFlags {
     /// detection (replaces monitor.log).
     #[arg(long, value_name = "FILE")]
     pub monitor_log: Option<PathBuf>,
-    /// How to read --monitor-log: modsecurity (JSON audit log, rule 949110) or
-    /// wafload-target (the calibration target's log).
+    /// How to read --monitor-log: modsecurity (JSON audit log, rule 949110; the default
+    /// when the profile has no monitor key) or wafload-target (the calibration target's log).
     #[arg(long, value_enum, value_name = "PRESET")]
     pub monitor_preset: Option<MonitorPreset>,
 }

@@ -512,9 +512,8 @@ impl Profile {
                 }
             }
             (None, Some(log)) => {
-                let mut m = MonitorSpec::preset(MonitorPreset::Modsecurity, log.clone());
-                m.preset = o.monitor_preset;
-                self.monitor = Some(m);
+                let preset = o.monitor_preset.unwrap_or(MonitorPreset::Modsecurity);
+                self.monitor = Some(MonitorSpec::preset(preset, log.clone()));
             }
             (None, None) => {}
         }
