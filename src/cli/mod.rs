@@ -6,6 +6,7 @@ pub mod capacity;
 pub mod compare;
 pub mod corpus;
 pub mod demo;
+pub mod doctor;
 pub mod k8s;
 pub mod merge;
 pub mod overhead;
@@ -51,6 +52,9 @@ pub enum Command {
     Overhead(overhead::OverheadArgs),
     /// Find the highest rate that meets an SLO, and detection at each step.
     Capacity(capacity::CapacityArgs),
+    /// Check a target before a run: DNS, TCP, TLS (certificate, SNI, ALPN h2), then one
+    /// benign request and a few unmistakable attacks, explained in plain language.
+    Doctor(doctor::DoctorArgs),
     /// Latency per request-body size (benign and padded attacks), one or two profiles.
     Sweep(sweep::SweepArgs),
     /// Merge shard results (from `run --shard I/N`) into one result.
@@ -97,6 +101,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Demo(args) => demo::execute(args).await,
         Command::Target(args) => target::execute(args).await,
         Command::Corpus(cmd) => corpus::execute(cmd),
+        Command::Doctor(args) => doctor::execute(args).await,
         Command::Report(args) => report::execute(args),
         Command::Compare(args) => compare::execute(args).await,
         Command::Overhead(args) => overhead::execute(args).await,

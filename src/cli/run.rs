@@ -98,6 +98,11 @@ pub struct RunArgs {
     pub target: TargetFlags,
     #[command(flatten)]
     pub load: LoadFlags,
+    #[command(flatten)]
+    pub monitor: super::doctor::MonitorFlags,
+    /// Skip the preflight checks (`wafload doctor`'s probes, printed as warnings).
+    #[arg(long)]
+    pub no_preflight: bool,
     /// Folder for run folders (default: results).
     #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,
@@ -177,8 +182,12 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
     let mut overrides = Overrides::default();
     args.target.apply_to(&mut overrides);
     args.load.apply_to(&mut overrides);
+    args.monitor.apply_to(&mut overrides);
     overrides.results_dir = args.results_dir.clone();
     let (profile, origin) = resolve_profile(args.profile.as_ref(), &overrides)?;
+    if !args.no_preflight {
+        super::doctor::preflight(&profile, &origin).await;
+    }
     let (cancel, signal) = super::cancel_on_signals();
     let options = RunOptions {
         origin,

@@ -234,6 +234,8 @@ pub fn write_results(
     let mut summary = Summary {
         format: SUMMARY_FORMAT,
         expectations: None,
+        detection_source: None,
+        monitor: None,
         run: RunInfo {
             run_id: options.run_id.clone(),
             request_id_prefix: "wlsynthetic".to_string(),
