@@ -71,7 +71,8 @@ pub static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 #[macro_export]
 macro_rules! ensure {
     ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
+        let ok: bool = $cond;
+        if !ok {
             return Err(format!($($fmt)+));
         }
     };
