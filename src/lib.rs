@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod classify;
 pub mod cli;
 pub mod corpus;
+pub mod doctor;
 pub mod error;
 pub mod k8s;
 pub mod openapi;

@@ -66,45 +66,45 @@ async fn overhead_of_a_two_millisecond_target_is_two_milliseconds() {
     let base = target::start(target_with(1.0)).await.unwrap();
     let waf = target::start(target_with(3.0)).await.unwrap();
     let results = tempfile::tempdir().unwrap();
-    let (a, b) = interleaved(
-        &base.url(),
-        &waf.url(),
-        1,
-        3,
-        Duration::from_secs(1),
-        results.path(),
-    )
+    let (base_url, waf_url) = (base.url(), waf.url());
+    measure_up_to(3, |attempt| {
+        let (base_url, waf_url) = (base_url.clone(), waf_url.clone());
+        let dir = results.path().join(format!("attempt-{attempt}"));
+        async move {
+            let (a, b) = interleaved(&base_url, &waf_url, 1, 3, Duration::from_secs(1), &dir).await;
+            ensure!(
+                a.sent == 600 && b.sent == 600,
+                "sent {} and {}",
+                a.sent,
+                b.sent
+            );
+            let c = overhead(Some(&a), &b, 1).comparison.unwrap();
+            let p50 = &c.latency[0];
+            eprintln!(
+                "p50 diff {:.3} ms, CI {:.3} … {:.3}; {}",
+                p50.diff, p50.low, p50.high, c.verdicts[0]
+            );
+            ensure!(
+                (p50.diff - 2.0).abs() <= 0.3,
+                "p50 overhead {} ms",
+                p50.diff
+            );
+            ensure!(
+                p50.low <= 2.0 && 2.0 <= p50.high,
+                "CI {}…{} misses 2 ms",
+                p50.low,
+                p50.high
+            );
+            ensure!(
+                c.verdicts[0].starts_with("p50: waf is ")
+                    && c.verdicts[0].contains("slower than baseline"),
+                "verdict {}",
+                c.verdicts[0]
+            );
+            Ok(())
+        }
+    })
     .await;
-    assert_eq!(a.sent, 600);
-    assert_eq!(b.sent, 600);
-    let report = overhead(Some(&a), &b, 1);
-    let c = report.comparison.unwrap();
-    let p50 = &c.latency[0];
-    eprintln!(
-        "p50 diff {:.3} ms, CI {:.3} … {:.3}; {}",
-        p50.diff, p50.low, p50.high, c.verdicts[0]
-    );
-    assert!(
-        (p50.diff - 2.0).abs() <= 0.3,
-        "p50 overhead {} ms",
-        p50.diff
-    );
-    assert!(
-        p50.low <= 2.0 && 2.0 <= p50.high,
-        "CI {}…{} misses 2 ms",
-        p50.low,
-        p50.high
-    );
-    assert!(
-        c.verdicts[0].starts_with("p50: waf is "),
-        "{}",
-        c.verdicts[0]
-    );
-    assert!(
-        c.verdicts[0].contains("slower than baseline"),
-        "{}",
-        c.verdicts[0]
-    );
     base.shutdown().await;
     waf.shutdown().await;
 }
@@ -167,24 +167,33 @@ async fn decomposed_gateway_p50(filter_ms: f64, results: &std::path::Path) -> (f
 async fn upstream_header_decomposition_recovers_the_filter_delay() {
     let _guard = TIMING.lock().await;
     let results = tempfile::tempdir().unwrap();
-    // The floor: the same set-up without a filter delay (loopback + both HTTP stacks).
-    let (floor, _) = decomposed_gateway_p50(0.0, results.path()).await;
-    let (with_filter, upstream_p50) = decomposed_gateway_p50(3.0, results.path()).await;
-    eprintln!("gateway+filter p50: {with_filter} ms with a 3 ms filter, {floor} ms without");
-    // 5 ms from the header, as the histogram holds it (3 significant digits: 5000–5003 µs).
-    assert!(
-        (5000..=5003).contains(&upstream_p50),
-        "upstream {upstream_p50} µs"
-    );
-    assert!(
-        (with_filter - floor - 3.0).abs() <= 0.3,
-        "recovered filter delay {} ms",
-        with_filter - floor
-    );
-    assert!(
-        (3.0..4.0).contains(&with_filter),
-        "gateway+filter p50 {with_filter} ms"
-    );
+    measure_up_to(3, |attempt| {
+        let dir = results.path().join(format!("attempt-{attempt}"));
+        async move {
+            // The floor: the same set-up without a filter delay (loopback + both HTTP stacks).
+            let (floor, _) = decomposed_gateway_p50(0.0, &dir).await;
+            let (with_filter, upstream_p50) = decomposed_gateway_p50(3.0, &dir).await;
+            eprintln!(
+                "gateway+filter p50: {with_filter} ms with a 3 ms filter, {floor} ms without"
+            );
+            // 5 ms from the header, as the histogram holds it (3 significant digits).
+            ensure!(
+                (5000..=5003).contains(&upstream_p50),
+                "upstream {upstream_p50} µs"
+            );
+            ensure!(
+                (with_filter - floor - 3.0).abs() <= 0.3,
+                "recovered filter delay {} ms",
+                with_filter - floor
+            );
+            ensure!(
+                (3.0..4.0).contains(&with_filter),
+                "gateway+filter p50 {with_filter} ms"
+            );
+            Ok(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,23 +213,39 @@ async fn capacity_search_finds_a_known_limit_within_ten_percent() {
     .await
     .unwrap();
     let results = tempfile::tempdir().unwrap();
-    let mut p = profile(&t.url(), &[fixture("known")], results.path());
-    p.benign_share = Some(0.5);
-    p.connections = 128;
-    let mut options = CapacityOptions::new(Slo::parse("p99<100ms,errors<1%").unwrap());
-    options.start_rate = 50.0;
-    options.step = Duration::from_secs(2);
-    options.budget = Duration::from_secs(60);
-    let report = search(&p, &options, results.path(), true, CancellationToken::new())
-        .await
-        .unwrap();
-    eprint!("{}", wafload::analysis::capacity::render(&report));
-    let found = report.sustainable_rate.expect("some rate met the SLO");
-    assert!(
-        (360.0..=440.0).contains(&found),
-        "sustainable {found} req/s, true limit 400"
-    );
-    assert!(report.elapsed_s < 60.0 && !report.budget_exhausted);
+    let url = t.url();
+    measure_up_to(2, |attempt| {
+        let mut p = profile(
+            &url,
+            &[fixture("known")],
+            &results.path().join(attempt.to_string()),
+        );
+        p.benign_share = Some(0.5);
+        p.connections = 128;
+        async move {
+            let mut options = CapacityOptions::new(Slo::parse("p99<100ms,errors<1%").unwrap());
+            options.start_rate = 50.0;
+            options.step = Duration::from_secs(2);
+            options.budget = Duration::from_secs(60);
+            let out = p.results_dir.clone();
+            let report = search(&p, &options, &out, true, CancellationToken::new())
+                .await
+                .unwrap();
+            eprint!("{}", wafload::analysis::capacity::render(&report));
+            let found = report.sustainable_rate.unwrap_or(0.0);
+            ensure!(
+                (360.0..=440.0).contains(&found),
+                "sustainable {found} req/s, true limit 400"
+            );
+            ensure!(
+                report.elapsed_s < 60.0 && !report.budget_exhausted,
+                "search took {} s",
+                report.elapsed_s
+            );
+            Ok(())
+        }
+    })
+    .await;
     t.shutdown().await;
 }
 

@@ -1,6 +1,8 @@
 //! Classification: one outcome + the user's rules → exactly one class.
 //! Owns the rules and the ext_proc error detection; it never sends or records anything.
 
+pub mod monitor;
+
 use crate::transport::{ErrorKind, Outcome};
 use serde::{Deserialize, Serialize};
 

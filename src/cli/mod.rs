@@ -6,6 +6,7 @@ pub mod capacity;
 pub mod compare;
 pub mod corpus;
 pub mod demo;
+pub mod doctor;
 pub mod extproc;
 pub mod extproc_demo;
 pub mod extproc_target;
@@ -13,6 +14,7 @@ pub mod k8s;
 pub mod merge;
 pub mod overhead;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod sweep;
 pub mod target;
@@ -45,12 +47,17 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Serve the calibration target: a WAF stand-in with known rules and delays.
     Target(target::TargetArgs),
+    /// Charts, HTML, Markdown and JSON report of a finished run (from its results alone).
+    Report(report::ReportArgs),
     /// Compare two runs (or two profiles, interleaved) with confidence intervals.
     Compare(compare::CompareArgs),
     /// Latency the WAF adds: WAF path vs baseline path, interleaved.
     Overhead(overhead::OverheadArgs),
     /// Find the highest rate that meets an SLO, and detection at each step.
     Capacity(capacity::CapacityArgs),
+    /// Check a target before a run: DNS, TCP, TLS (certificate, SNI, ALPN h2), then one
+    /// benign request and a few unmistakable attacks, explained in plain language.
+    Doctor(doctor::DoctorArgs),
     /// Latency per request-body size (benign and padded attacks), one or two profiles.
     Sweep(sweep::SweepArgs),
     /// Merge shard results (from `run --shard I/N`) into one result.
@@ -97,6 +104,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Demo(args) => demo::execute(args).await,
         Command::Target(args) => target::execute(args).await,
         Command::Corpus(cmd) => corpus::execute(cmd),
+        Command::Doctor(args) => doctor::execute(args).await,
+        Command::Report(args) => report::execute(args),
         Command::Compare(args) => compare::execute(args).await,
         Command::Overhead(args) => overhead::execute(args).await,
         Command::Capacity(args) => capacity::execute(args).await,

@@ -55,6 +55,9 @@ pub struct LoadFlags {
     /// Maximum open connections (HTTP/1.1: also the maximum requests in flight).
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..100_000))]
     pub connections: Option<u64>,
+    /// Concurrent HTTP/2 streams per connection (HTTP/2 in flight = connections × streams).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub streams: Option<u64>,
     /// Per-request timeout, e.g. 5s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag)]
     pub timeout: Option<Duration>,
@@ -97,6 +100,11 @@ pub struct RunArgs {
     pub load: LoadFlags,
     #[command(flatten)]
     pub ext_proc: super::extproc::ExtProcFlags,
+    #[command(flatten)]
+    pub monitor: super::doctor::MonitorFlags,
+    /// Skip the preflight checks (`wafload doctor`'s probes, printed as warnings).
+    #[arg(long)]
+    pub no_preflight: bool,
     /// Folder for run folders (default: results).
     #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,
@@ -109,6 +117,9 @@ pub struct RunArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also write the report (HTML, Markdown, JSON, SVG/PNG charts) into <run>/report.
+    #[arg(long)]
+    pub report: bool,
     /// Send only shard I of N (0-based) of the schedule: rate / N, every N-th slot.
     /// Merge the shards' results with `wafload merge`.
     #[arg(long, value_name = "I/N", value_parser = crate::schedule::Shard::parse)]
@@ -143,6 +154,7 @@ impl LoadFlags {
         o.duration = self.duration;
         o.requests = self.requests;
         o.connections = self.connections.map(|c| c as usize);
+        o.streams = self.streams.map(|c| c as usize);
         o.timeout = self.timeout;
         o.seed = self.seed;
         o.max = self.max;
@@ -172,6 +184,7 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
     let mut overrides = Overrides::default();
     args.target.apply_to(&mut overrides);
     args.load.apply_to(&mut overrides);
+    args.monitor.apply_to(&mut overrides);
     overrides.results_dir = args.results_dir.clone();
     let ext_proc = args
         .ext_proc
@@ -184,6 +197,10 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
         overrides.target = Some(super::extproc::DEFAULT_APPLICATION_URL.to_string());
     }
     let (profile, origin) = resolve_profile(args.profile.as_ref(), &overrides)?;
+    // The preflight probes an HTTP target; direct ext_proc mode has none (it connects first).
+    if !args.no_preflight && ext_proc.is_none() {
+        super::doctor::preflight(&profile, &origin).await;
+    }
     let (cancel, signal) = super::cancel_on_signals();
     let options = RunOptions {
         origin,
@@ -197,6 +214,12 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
         None => run(&profile, &options, cancel).await?,
     };
     print_outcome(&outcome, args.quiet, args.json);
+    if args.report {
+        let written = crate::report::generate(&outcome.dir, &Default::default())?;
+        if !args.json {
+            super::report::print_written(&written, args.quiet);
+        }
+    }
     let code = exit_code_after_run(&outcome.summary, signal.load(Ordering::SeqCst));
     if code != 0 {
         return Ok(code);

@@ -4,6 +4,7 @@
 
 mod duration_serde;
 
+use crate::classify::monitor::{MonitorPreset, MonitorSpec};
 use crate::classify::ClassifyRules;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -160,6 +161,9 @@ pub struct Profile {
     pub timeout: Duration,
     #[serde(default)]
     pub classify: ClassifyRules,
+    /// Monitoring-mode detection: read would-blocks from the WAF's log after the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorSpec>,
     #[serde(default = "default_seed")]
     pub seed: u64,
     /// Header carrying `<run>-<n>` so WAF logs can be joined with our records.
@@ -171,6 +175,9 @@ pub struct Profile {
     /// Send one plain GET of the target URL instead of a corpus (raw throughput, like wrk).
     #[serde(default)]
     pub plain: bool,
+    /// HTTP/1.1 client: `wire` (lean, default) or `hyper` (for cross-checks).
+    #[serde(default)]
+    pub h1_engine: crate::transport::http::H1Engine,
     /// Where run folders are written.
     #[serde(default = "default_results_dir")]
     pub results_dir: PathBuf,
@@ -304,10 +311,12 @@ impl Default for Profile {
             streams_per_connection: default_streams(),
             timeout: default_timeout(),
             classify: ClassifyRules::default(),
+            monitor: None,
             seed: default_seed(),
             request_id_header: default_request_id_header(),
             max: false,
             plain: false,
+            h1_engine: Default::default(),
             results_dir: default_results_dir(),
             benign: Vec::new(),
             openapi: None,
@@ -332,6 +341,7 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     pub requests: Option<u64>,
     pub connections: Option<usize>,
+    pub streams: Option<usize>,
     pub timeout: Option<Duration>,
     pub seed: Option<u64>,
     pub max: bool,
@@ -339,6 +349,10 @@ pub struct Overrides {
     pub results_dir: Option<PathBuf>,
     pub request_id_header: Option<String>,
     pub reset_is_block: bool,
+    /// `--monitor-log`: the WAF log to read would-blocks from.
+    pub monitor_log: Option<PathBuf>,
+    /// `--monitor-preset`: how to read it.
+    pub monitor_preset: Option<MonitorPreset>,
     /// Traffic files (weight 1 each); replaces the profile's `benign` list.
     pub benign: Vec<PathBuf>,
     pub replay_speed: Option<f64>,
@@ -374,6 +388,11 @@ impl Profile {
         if let Some(ca) = &mut self.target.ca_file {
             if ca.is_relative() {
                 *ca = base.join(&*ca);
+            }
+        }
+        if let Some(m) = &mut self.monitor {
+            if m.log.is_relative() {
+                m.log = base.join(&m.log);
             }
         }
         for b in &mut self.benign {
@@ -454,6 +473,9 @@ impl Profile {
         if let Some(v) = o.connections {
             self.connections = v;
         }
+        if let Some(v) = o.streams {
+            self.streams_per_connection = v;
+        }
         if let Some(v) = o.timeout {
             self.timeout = v;
         }
@@ -474,6 +496,26 @@ impl Profile {
         }
         if o.reset_is_block {
             self.classify.reset_is_block = true;
+        }
+        match (&mut self.monitor, &o.monitor_log) {
+            (Some(m), log) => {
+                if let Some(log) = log {
+                    m.log = log.clone();
+                }
+                if let Some(p) = o.monitor_preset {
+                    *m = MonitorSpec {
+                        preset: Some(p),
+                        id_field: None,
+                        pattern: None,
+                        ..m.clone()
+                    };
+                }
+            }
+            (None, Some(log)) => {
+                let preset = o.monitor_preset.unwrap_or(MonitorPreset::Modsecurity);
+                self.monitor = Some(MonitorSpec::preset(preset, log.clone()));
+            }
+            (None, None) => {}
         }
     }
 
@@ -513,6 +555,9 @@ impl Profile {
         self.classify
             .compile()
             .map_err(|e| invalid(format!("classify: {e}")))?;
+        if let Some(m) = &self.monitor {
+            m.compile().map_err(|e| invalid(format!("monitor: {e}")))?;
+        }
         if self.replay_speed.is_some() && (self.rate.is_some() || !self.stages.is_empty()) {
             return Err(invalid(
                 "replay_speed replays recorded times and replaces rate/stages: give one of them"

@@ -109,6 +109,19 @@ pub fn render(summary: &Summary, dir: &std::path::Path) -> String {
         d.attacks.blocked,
         d.attacks.blocked + d.attacks.passed
     );
+    if let Some(m) = &summary.monitor {
+        let _ = writeln!(
+            out,
+            "  detection source: {} — {} would-block (answered, but marked in {}){}",
+            summary.detection_source.as_deref().unwrap_or("responses"),
+            m.would_block,
+            m.log,
+            m.error
+                .as_ref()
+                .map(|e| format!("; log not used: {e}"))
+                .unwrap_or_default()
+        );
+    }
     let _ = writeln!(
         out,
         "  false-positive rate (benign blocked): {}   ({} of {} resolved)",

@@ -185,6 +185,13 @@ pub struct Summary {
     pub hints: Vec<String>,
     pub records: u64,
     pub response_body_bytes: u64,
+    /// Where blocks were read from: "responses", or the WAF log in monitoring mode
+    /// ("waf log (modsecurity preset)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_source: Option<String>,
+    /// What the WAF log added (monitoring mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<crate::classify::monitor::MonitorSummary>,
     /// Requests that declared the verdict the WAF should give (imported traffic), and
     /// whether it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -537,6 +544,8 @@ impl Summary {
             records: recorded.records_written,
             response_body_bytes: recorded.body_bytes,
             ext_proc: recorded.ext_proc.as_deref().map(super::ExtProcSummary::of),
+            detection_source: None,
+            monitor: None,
             expectations: expectations_of(labels.sources, &recorded.per_source),
         };
         summary.hints = hints_of(&summary);

@@ -296,6 +296,8 @@ pub async fn execute<T: Transport>(
         crate::cli::progress::ProgressDisplay::start(progress.clone(), mine, start)
     });
 
+    // Where the WAF log ends before the first request, so only this run's entries are read.
+    let monitor_cursor = profile.monitor.as_ref().map(|m| m.begin());
     let config = DriverConfig {
         slots,
         schedule: schedule.clone(),
@@ -323,11 +325,31 @@ pub async fn execute<T: Transport>(
     if let Some(bar) = bar {
         bar.finish().await;
     }
-    let recorded = tokio::task::spawn_blocking(move || recorder_thread.join())
+    let mut recorded = tokio::task::spawn_blocking(move || recorder_thread.join())
         .await
         .map_err(|e| Error::Other(format!("recorder task: {e}")))?
         .map_err(|_| Error::Other("recorder thread panicked".into()))?
         .map_err(|e| Error::io(&dir, e))?;
+    let monitor = match (&profile.monitor, monitor_cursor) {
+        (Some(spec), Some(cursor)) => {
+            let (spec, prefix, run_dir) = (spec.clone(), request_id_prefix.clone(), dir.clone());
+            let (back, summary) = tokio::task::spawn_blocking(move || {
+                let summary = crate::classify::monitor::apply(
+                    &spec,
+                    &cursor,
+                    &prefix,
+                    &run_dir,
+                    &mut recorded,
+                );
+                (recorded, summary)
+            })
+            .await
+            .map_err(|e| Error::Other(format!("monitor task: {e}")))?;
+            recorded = back;
+            Some(summary)
+        }
+        _ => None,
+    };
 
     let interrupted = if stats.stopped_dead_target {
         Some(format!(
@@ -370,7 +392,7 @@ pub async fn execute<T: Transport>(
         merged_from: Vec::new(),
     };
     let profile_json = crate::plan::redacted_profile(profile);
-    let summary = Summary::build(
+    let mut summary = Summary::build(
         info,
         profile_json,
         crate::results::Labels::of_plan(&plan),
@@ -378,6 +400,18 @@ pub async fn execute<T: Transport>(
         stats.sent,
         stats.not_sent,
     );
+    if let Some(m) = monitor {
+        summary.hints.extend(crate::classify::monitor::hints(
+            &m,
+            &profile.request_id_header,
+        ));
+        summary.detection_source = Some(if m.error.is_none() {
+            m.source.clone()
+        } else {
+            "responses".to_string()
+        });
+        summary.monitor = Some(m);
+    }
     write_run(&dir, &summary, &plan.sources, &recorded, started_wall)?;
     Ok(RunOutcome { dir, summary })
 }

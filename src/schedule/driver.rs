@@ -160,6 +160,14 @@ pub async fn run_workers<T: Transport>(
 ) -> DriverStats {
     let start = config.start;
     let dead_target = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (cancel, stop) = (cancel.clone(), stop.clone());
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
     let (job_tx, job_rx) = flume::unbounded::<Job>();
     let closed_counter = Arc::new(AtomicU64::new(0));
     let pacer = config.schedule.clone().map(|schedule| {
@@ -193,6 +201,7 @@ pub async fn run_workers<T: Transport>(
             run_tag: config.run_tag.clone(),
             dead_target_after: config.dead_target_after,
             dead_target: dead_target.clone(),
+            stop: stop.clone(),
         };
         let fut: WorkerFuture = if config.schedule.is_some() {
             Box::pin(open_loop_worker(session, ctx, job_rx.clone()))
@@ -242,6 +251,7 @@ pub async fn run_workers<T: Transport>(
             .await
             .unwrap_or(0);
     }
+    watcher.abort();
     if let Some(p) = pacer {
         let _ = tokio::task::spawn_blocking(move || p.join()).await;
     }
@@ -270,6 +280,7 @@ fn pace(
     cancel: CancellationToken,
     progress: Arc<Progress>,
 ) {
+    crate::timer::precise_thread();
     let mut k = 0u64;
     loop {
         let slot = shard.slot(k);
@@ -309,6 +320,14 @@ fn pace(
 
 type WorkerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
 
+impl WorkerContext {
+    /// Cheap check (one atomic load) whether the run is stopping; set once by a watcher
+    /// task when the cancellation token fires.
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
 struct WorkerContext {
     plan: Arc<Plan>,
     classifier: Arc<Classifier>,
@@ -318,6 +337,52 @@ struct WorkerContext {
     run_tag: String,
     dead_target_after: u64,
     dead_target: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+/// What a worker owns while it runs; kept outside the loop future so that a request still
+/// in flight when the run is aborted can be recorded (every slot sent gets one record).
+struct WorkerState {
+    sent: u64,
+    batch: Vec<Completion>,
+    /// The slot being sent right now, with its actual send time.
+    in_flight: Option<(Job, Instant)>,
+}
+
+impl WorkerState {
+    fn new() -> Self {
+        WorkerState {
+            sent: 0,
+            batch: Vec::with_capacity(COMPLETION_BATCH),
+            in_flight: None,
+        }
+    }
+}
+
+/// Waits for `run`, or for the run's cancellation plus `ABORT_GRACE`; true when it had to
+/// give up on `run`. One cancellation waiter per worker (not per request) keeps the hot path
+/// free of locks.
+async fn abortable(ctx: &WorkerContext, run: impl std::future::Future<Output = ()>) -> bool {
+    tokio::select! {
+        _ = run => false,
+        _ = async { ctx.cancel.cancelled().await; tokio::time::sleep(ABORT_GRACE).await } => true,
+    }
+}
+
+/// After the loop: a request still in flight when the run was aborted is recorded as
+/// aborted (every slot sent gets one record); then the last batch goes to the recorder.
+async fn finish(ctx: &WorkerContext, state: &mut WorkerState, aborted: bool) {
+    if aborted {
+        if let Some((job, sent)) = state.in_flight.take() {
+            let outcome = Outcome::failed(
+                ErrorKind::Aborted,
+                "run interrupted while the request was in flight",
+            );
+            let c = complete(ctx, job, sent, &outcome);
+            state.batch.push(c);
+        }
+    }
+    flush(ctx, &mut state.batch).await;
 }
 
 async fn open_loop_worker<S: Session>(
@@ -325,26 +390,38 @@ async fn open_loop_worker<S: Session>(
     ctx: WorkerContext,
     jobs: flume::Receiver<Job>,
 ) -> u64 {
-    let mut sent = 0;
-    let mut batch = Vec::with_capacity(COMPLETION_BATCH);
+    let mut state = WorkerState::new();
+    let aborted = abortable(&ctx, open_loop(&mut session, &ctx, &jobs, &mut state)).await;
+    finish(&ctx, &mut state, aborted).await;
+    state.sent
+}
+
+async fn open_loop<S: Session>(
+    session: &mut S,
+    ctx: &WorkerContext,
+    jobs: &flume::Receiver<Job>,
+    state: &mut WorkerState,
+) {
     loop {
-        let job = tokio::select! {
-            biased;
-            _ = ctx.cancel.cancelled() => break,
-            job = jobs.recv_async() => match job { Ok(j) => j, Err(_) => break },
-        };
-        sent += 1;
-        batch.push(send_one(&mut session, &ctx, job).await);
-        // Flush when the batch is full or nothing else is due right now (low rates stay live).
-        if (batch.len() >= COMPLETION_BATCH || jobs.is_empty()) && !flush(&ctx, &mut batch).await {
+        if ctx.stopping() {
             break;
         }
-        if ctx.dead_target.load(Ordering::Relaxed) {
+        let Ok(job) = jobs.recv_async().await else {
+            break;
+        };
+        if ctx.stopping() {
+            break;
+        }
+        state.sent += 1;
+        let c = send_one(session, ctx, job, &mut state.in_flight).await;
+        state.batch.push(c);
+        // Flush when the batch is full or nothing else is due right now (low rates stay live).
+        if (state.batch.len() >= COMPLETION_BATCH || jobs.is_empty())
+            && !flush(ctx, &mut state.batch).await
+        {
             break;
         }
     }
-    flush(&ctx, &mut batch).await;
-    sent
 }
 
 /// Hands a batch of completions to the recorder; false when the recorder is gone.
@@ -364,10 +441,32 @@ async fn closed_loop_worker<S: Session>(
     slots: Option<u64>,
     deadline: Option<Instant>,
 ) -> u64 {
-    let mut sent = 0;
-    let mut batch = Vec::with_capacity(COMPLETION_BATCH);
+    let mut state = WorkerState::new();
+    let run = closed_loop(
+        &mut session,
+        &ctx,
+        &counter,
+        shard,
+        slots,
+        deadline,
+        &mut state,
+    );
+    let aborted = abortable(&ctx, run).await;
+    finish(&ctx, &mut state, aborted).await;
+    state.sent
+}
+
+async fn closed_loop<S: Session>(
+    session: &mut S,
+    ctx: &WorkerContext,
+    counter: &AtomicU64,
+    shard: Shard,
+    slots: Option<u64>,
+    deadline: Option<Instant>,
+    state: &mut WorkerState,
+) {
     loop {
-        if ctx.cancel.is_cancelled() || deadline.is_some_and(|d| Instant::now() >= d) {
+        if ctx.stopping() || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         let slot = shard.slot(counter.fetch_add(1, Ordering::Relaxed));
@@ -378,34 +477,38 @@ async fn closed_loop_worker<S: Session>(
             slot,
             intended: Instant::now(),
         };
-        sent += 1;
-        batch.push(send_one(&mut session, &ctx, job).await);
-        if batch.len() >= COMPLETION_BATCH && !flush(&ctx, &mut batch).await {
-            break;
-        }
-        if ctx.dead_target.load(Ordering::Relaxed) {
+        state.sent += 1;
+        let c = send_one(session, ctx, job, &mut state.in_flight).await;
+        state.batch.push(c);
+        if state.batch.len() >= COMPLETION_BATCH && !flush(ctx, &mut state.batch).await {
             break;
         }
     }
-    flush(&ctx, &mut batch).await;
-    sent
 }
 
 /// Sends one slot and returns its completion (classified).
-async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) -> Completion {
+async fn send_one<S: Session>(
+    session: &mut S,
+    ctx: &WorkerContext,
+    job: Job,
+    in_flight: &mut Option<(Job, Instant)>,
+) -> Completion {
     let request = ctx.plan.request_for_slot(job.slot);
     let id =
         HeaderValue::from_str(&format!("{}-{}", ctx.run_tag, job.slot)).expect("run tag is ascii");
     let sent = Instant::now();
+    *in_flight = Some((job, sent));
     ctx.progress.sent.fetch_add(1, Ordering::Relaxed);
-    let outcome = tokio::select! {
-        outcome = session.send(request, id) => outcome,
-        _ = async { ctx.cancel.cancelled().await; tokio::time::sleep(ABORT_GRACE).await } => {
-            Outcome::failed(ErrorKind::Aborted, "run interrupted while the request was in flight")
-        }
-    };
+    let outcome = session.send(request, id).await;
+    *in_flight = None;
+    complete(ctx, job, sent, &outcome)
+}
+
+/// Classifies an outcome into the completion the recorder gets.
+fn complete(ctx: &WorkerContext, job: Job, sent: Instant, outcome: &Outcome) -> Completion {
+    let request = ctx.plan.request_for_slot(job.slot);
     let done = Instant::now();
-    let (class, flags) = ctx.classifier.classify(&outcome);
+    let (class, flags) = ctx.classifier.classify(outcome);
     let error = outcome.error.as_ref().map(|e| e.kind);
     if error == Some(ErrorKind::Connect) {
         let n = ctx
@@ -433,7 +536,7 @@ async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) ->
         error,
         upstream_us: outcome.upstream_service_time_us,
         body_len: outcome.body_len,
-        ext_proc: outcome.ext_proc,
+        ext_proc: outcome.ext_proc.clone(),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod extproc;
 pub mod http;
 pub mod tls;
+pub mod wire;
 
 use crate::plan::PreparedRequest;
 use bytes::Bytes;
