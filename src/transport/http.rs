@@ -288,6 +288,7 @@ impl Transport for HttpTransport {
             h1: None,
             h2_pool: self.h2_pool.clone(),
             h2_slot: worker % self.endpoint.connections,
+            head_seen: None,
         }
     }
 
@@ -304,12 +305,16 @@ pub struct HttpSession {
     h1: Option<http1::SendRequest<Full<Bytes>>>,
     h2_pool: H2Pool,
     h2_slot: usize,
+    /// Status and time to headers of the exchange in progress, so that a timeout after the
+    /// headers (a stalled or trickled body) still records the status it got.
+    head_seen: Option<(u16, Duration)>,
 }
 
 impl Session for HttpSession {
     async fn send(&mut self, request: &PreparedRequest, request_id: HeaderValue) -> Outcome {
         {
             let timeout = self.endpoint.timeout;
+            self.head_seen = None;
             let result = match self.endpoint.version {
                 Negotiated::H1 => {
                     let r =
@@ -326,10 +331,17 @@ impl Session for HttpSession {
             };
             match result {
                 Ok(outcome) => outcome,
-                Err(_) => Outcome::failed(
-                    ErrorKind::Timeout,
-                    format!("no complete response within {timeout:?}"),
-                ),
+                Err(_) => {
+                    let mut outcome = Outcome::failed(
+                        ErrorKind::Timeout,
+                        format!("no complete response within {timeout:?}"),
+                    );
+                    if let Some((status, time_to_headers)) = self.head_seen.take() {
+                        outcome.status = Some(status);
+                        outcome.time_to_headers = Some(time_to_headers);
+                    }
+                    outcome
+                }
             }
         }
     }
@@ -337,8 +349,13 @@ impl Session for HttpSession {
 
 impl HttpSession {
     async fn exchange_h1(&mut self, planned: &PreparedRequest, id: HeaderValue) -> Outcome {
-        // One retry, only when a kept-alive connection turned out to be closed before our
-        // request was written (the server may close idle connections at any time).
+        // One retry, only on a kept-alive (reused) connection that the server closed under
+        // us — it may close idle connections at any time — and only when that is safe:
+        // - the connection was found closed before our request was written (any method);
+        // - or it was closed cleanly (FIN) before a single response byte arrived and the
+        //   method is idempotent (RFC 9110 §9.2.2), so a repeat cannot do harm if the
+        //   server did process it. Non-idempotent requests are reported, not repeated.
+        // An RST is never retried: a WAF that resets a request has given its verdict.
         for attempt in 0..2 {
             let reused = matches!(&self.h1, Some(s) if !s.is_closed());
             let mut sender = match self.h1.take() {
@@ -358,13 +375,21 @@ impl HttpSession {
             let request = self.endpoint.request(planned, id.clone());
             match sender.send_request(request).await {
                 Ok(response) => {
-                    let outcome = read_response(response, started).await;
+                    let outcome = read_response(response, started, &mut self.head_seen).await;
                     if outcome.error.is_none() {
                         self.h1 = Some(sender);
                     }
                     return outcome;
                 }
                 Err(e) if reused && attempt == 0 && e.is_canceled() => continue,
+                Err(e)
+                    if reused
+                        && attempt == 0
+                        && e.is_incomplete_message()
+                        && is_idempotent(&planned.method) =>
+                {
+                    continue
+                }
                 Err(e) => return outcome_error(map_hyper_error(&e)),
             }
         }
@@ -394,10 +419,16 @@ impl HttpSession {
         let started = Instant::now();
         let request = self.endpoint.request(planned, id);
         match sender.send_request(request).await {
-            Ok(response) => read_response(response, started).await,
+            Ok(response) => read_response(response, started, &mut self.head_seen).await,
             Err(e) => outcome_error(map_hyper_error(&e)),
         }
     }
+}
+
+/// Methods whose repetition has the same effect as one request (RFC 9110 §9.2.2).
+fn is_idempotent(method: &http::Method) -> bool {
+    use http::Method as M;
+    [M::GET, M::HEAD, M::OPTIONS, M::TRACE, M::PUT, M::DELETE].contains(method)
 }
 
 fn outcome_error(e: TransportError) -> Outcome {
@@ -411,9 +442,11 @@ fn outcome_error(e: TransportError) -> Outcome {
 async fn read_response(
     response: http::Response<hyper::body::Incoming>,
     started: Instant,
+    head_seen: &mut Option<(u16, Duration)>,
 ) -> Outcome {
     let time_to_headers = started.elapsed();
     let status = response.status().as_u16();
+    *head_seen = Some((status, time_to_headers));
     let upstream = response
         .headers()
         .get("x-envoy-upstream-service-time")
@@ -471,12 +504,21 @@ fn kind_from_sources(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
     while let Some(err) = source {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as K;
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return ErrorKind::Tls;
+            }
             return match io.kind() {
                 K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
                     ErrorKind::Reset
                 }
                 K::ConnectionRefused => ErrorKind::Connect,
                 K::TimedOut => ErrorKind::Timeout,
+                // hyper's body decoder reports a broken chunked encoding (or a body longer
+                // than its Content-Length) this way: the peer broke HTTP.
+                K::InvalidInput | K::InvalidData => ErrorKind::Protocol,
                 _ => ErrorKind::Other,
             };
         }
