@@ -255,7 +255,9 @@ enum Io {
 }
 
 /// Shared HTTP/2 connections, one slot per connection, (re)connected lazily.
-type H2Pool = Arc<Vec<tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>>>;
+/// Each slot holds its connection with a generation number, so that a session that saw the
+/// connection go away retires exactly that one (and not a newer one another session opened).
+type H2Pool = Arc<Vec<tokio::sync::Mutex<Option<(u64, http2::SendRequest<Full<Bytes>>)>>>>;
 
 /// The HTTP transport: HTTP/1.1 (one connection per worker) or HTTP/2 (shared pool).
 pub struct HttpTransport {
@@ -400,28 +402,54 @@ impl HttpSession {
     }
 
     async fn exchange_h2(&mut self, planned: &PreparedRequest, id: HeaderValue) -> Outcome {
-        let mut sender = {
-            let mut slot = self.h2_pool[self.h2_slot].lock().await;
-            match slot.as_ref() {
-                Some(s) if !s.is_closed() => s.clone(),
-                _ => match self.endpoint.handshake_h2().await {
-                    Ok(s) => {
-                        *slot = Some(s.clone());
-                        s
+        // One retry when the server provably did not process the stream (RFC 9113 §8.7):
+        // it refused it (REFUSED_STREAM, e.g. beyond SETTINGS_MAX_CONCURRENT_STREAMS before
+        // our client learned the limit), its id is above a GOAWAY's last stream id, or the
+        // connection closed before the request was sent. A GOAWAY or a closed connection
+        // also retires the pool slot's connection so the retry opens a new one.
+        let mut retired: Option<u64> = None;
+        for attempt in 0..2 {
+            let (generation, mut sender) = {
+                let mut slot = self.h2_pool[self.h2_slot].lock().await;
+                match slot.as_ref() {
+                    Some((generation, s)) if !s.is_closed() && retired != Some(*generation) => {
+                        (*generation, s.clone())
                     }
-                    Err(e) => return outcome_error(e),
-                },
+                    current => {
+                        let generation = current.map_or(0, |(g, _)| g + 1);
+                        match self.endpoint.handshake_h2().await {
+                            Ok(s) => {
+                                *slot = Some((generation, s.clone()));
+                                (generation, s)
+                            }
+                            Err(e) => return outcome_error(e),
+                        }
+                    }
+                }
+            };
+            let result = match sender.ready().await {
+                Ok(()) => {
+                    let started = Instant::now();
+                    let request = self.endpoint.request(planned, id.clone());
+                    match sender.send_request(request).await {
+                        Ok(response) => {
+                            return read_response(response, started, &mut self.head_seen).await
+                        }
+                        Err(e) => e,
+                    }
+                }
+                Err(e) => e,
+            };
+            match h2_unprocessed(&result) {
+                Some(Unprocessed::Refused) if attempt == 0 => continue,
+                Some(Unprocessed::ConnectionGone) if attempt == 0 => {
+                    retired = Some(generation);
+                    continue;
+                }
+                _ => return outcome_error(map_hyper_error(&result)),
             }
-        };
-        if let Err(e) = sender.ready().await {
-            return outcome_error(map_hyper_error(&e));
         }
-        let started = Instant::now();
-        let request = self.endpoint.request(planned, id);
-        match sender.send_request(request).await {
-            Ok(response) => read_response(response, started, &mut self.head_seen).await,
-            Err(e) => outcome_error(map_hyper_error(&e)),
-        }
+        unreachable!("the second attempt always returns")
     }
 }
 
@@ -429,6 +457,31 @@ impl HttpSession {
 fn is_idempotent(method: &http::Method) -> bool {
     use http::Method as M;
     [M::GET, M::HEAD, M::OPTIONS, M::TRACE, M::PUT, M::DELETE].contains(method)
+}
+
+/// Why an HTTP/2 request was certainly not processed by the server.
+enum Unprocessed {
+    /// RST_STREAM(REFUSED_STREAM): the connection is fine, the stream was refused.
+    Refused,
+    /// A graceful GOAWAY below our stream id, or the connection closed before the request
+    /// left.
+    ConnectionGone,
+}
+
+fn h2_unprocessed(e: &hyper::Error) -> Option<Unprocessed> {
+    if e.is_canceled() {
+        return Some(Unprocessed::ConnectionGone);
+    }
+    let h2e = std::error::Error::source(e)?.downcast_ref::<h2::Error>()?;
+    // Only a graceful GOAWAY (NO_ERROR) errors exactly the streams above its last stream id;
+    // after an error GOAWAY every stream left gets that error, processed or not.
+    if h2e.is_go_away() && h2e.is_remote() && h2e.reason() == Some(h2::Reason::NO_ERROR) {
+        Some(Unprocessed::ConnectionGone)
+    } else if h2e.is_reset() && h2e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+        Some(Unprocessed::Refused)
+    } else {
+        None
+    }
 }
 
 fn outcome_error(e: TransportError) -> Outcome {
