@@ -479,6 +479,15 @@ pub fn yaml_error(path: &Path, e: &serde_yaml_ng::Error) -> ProfileError {
         Some(i) => full[..i].to_string(),
         None => full.clone(),
     };
+    // Messages quote the offending key or value, which may hold line breaks or other
+    // control characters: escape them so the error stays one line.
+    let message: String = message
+        .chars()
+        .flat_map(|c| match c {
+            c if c.is_control() => c.escape_default().collect::<Vec<_>>(),
+            c => vec![c],
+        })
+        .collect();
     match e.location() {
         Some(loc) => ProfileError::Syntax {
             path: path.to_path_buf(),
