@@ -257,11 +257,30 @@ fn slo_gate_exits_zero_when_met_and_one_when_missed() {
     let results = tempfile::tempdir().unwrap();
     let dir = results.path().to_str().unwrap();
     let base = [
-        "run", "--target", &target.url, "--corpus", "tests/fixtures/known", "--results-dir", dir,
-        "--quiet", "--rate", "200",
+        "run",
+        "--target",
+        &target.url,
+        "--corpus",
+        "tests/fixtures/known",
+        "--results-dir",
+        dir,
+        "--quiet",
+        "--rate",
+        "200",
     ];
-    let met = wafload(&[&base[..], &["--slo", "p99<5s,errors<1%,detection>=0.3,fp<=0.34"]].concat());
-    assert_eq!(met.status.code(), Some(0), "{}", String::from_utf8_lossy(&met.stderr));
+    let met = wafload(
+        &[
+            &base[..],
+            &["--slo", "p99<5s,errors<1%,detection>=0.3,fp<=0.34"],
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        met.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&met.stderr)
+    );
     let missed = wafload(&[&base[..], &["--slo", "p99<1us,detection>=0.9,fp<=0.01"]].concat());
     assert_eq!(missed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&missed.stderr);
@@ -279,8 +298,16 @@ fn slo_gate_exits_zero_when_met_and_one_when_missed() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .collect();
     let cmp = wafload(&["compare", &runs[0], &runs[1]]);
-    assert_eq!(cmp.status.code(), Some(0), "{}", String::from_utf8_lossy(&cmp.stderr));
+    assert_eq!(
+        cmp.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&cmp.stderr)
+    );
     let text = String::from_utf8_lossy(&cmp.stdout);
-    assert!(text.contains("detection: no significant difference"), "{text}");
+    assert!(
+        text.contains("detection: no significant difference"),
+        "{text}"
+    );
     assert!(text.contains("p50"), "{text}");
 }

@@ -88,11 +88,14 @@ fn check_results(dir: &Path, summary: &Summary, requests: u64) -> Vec<StoredReco
     assert_eq!(summary.planned, requests);
     assert_eq!(summary.records, requests, "one record per request");
     let counted: u64 = summary.counts.values().sum();
-    assert_eq!(counted, requests, "one class per request: {:?}", summary.counts);
+    assert_eq!(
+        counted, requests,
+        "one class per request: {:?}",
+        summary.counts
+    );
     let errors: u64 = summary.errors.values().sum();
     assert_eq!(
-        errors,
-        summary.counts["failed"],
+        errors, summary.counts["failed"],
         "every failure has an error kind and only failures do: {:?}",
         summary.errors
     );
@@ -107,7 +110,11 @@ fn check_results(dir: &Path, summary: &Summary, requests: u64) -> Vec<StoredReco
     for_each_record(dir, |r| records.push(r)).expect("records read back");
     assert_eq!(records.len() as u64, requests);
     let slots: BTreeSet<u64> = records.iter().filter_map(|r| r.n).collect();
-    assert_eq!(slots.len() as u64, requests, "each slot recorded exactly once");
+    assert_eq!(
+        slots.len() as u64,
+        requests,
+        "each slot recorded exactly once"
+    );
     assert_eq!(slots.iter().next_back().copied(), Some(requests - 1));
     let mut by_class: BTreeMap<String, u64> = BTreeMap::new();
     for r in &records {
@@ -236,7 +243,10 @@ async fn keep_alive_dropped_by_server_retries_only_idempotent_requests() {
     let (mut expect_failed, mut expect_dropped) = (0u64, 0u64);
     for rec in &r.records {
         let method = sources[rec.src as usize].method.as_str();
-        let idempotent = matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE");
+        let idempotent = matches!(
+            method,
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        );
         answered_on_conn = match answered_on_conn {
             Some(n) if n >= limit => {
                 expect_dropped += 1;
@@ -270,9 +280,18 @@ async fn h2_goaway_reconnects_the_pool_slot_without_failures() {
     };
     let r = run_faulted(passing_target(faults), 300, 1000.0, h2).await;
     assert_eq!(r.summary.run.protocol, "h2");
-    assert_eq!((r.count("passed"), r.count("failed")), (300, 0), "{:?}", r.errors());
+    assert_eq!(
+        (r.count("passed"), r.count("failed")),
+        (300, 0),
+        "{:?}",
+        r.errors()
+    );
     assert!(r.target.closes >= 60, "GOAWAYs {}", r.target.closes);
-    assert!(r.target.connections >= 60, "connections {}", r.target.connections);
+    assert!(
+        r.target.connections >= 60,
+        "connections {}",
+        r.target.connections
+    );
     assert_eq!(r.target.passed, 300, "no stream was processed twice");
 }
 
@@ -292,7 +311,12 @@ async fn h2_max_concurrent_streams_of_one_queues_instead_of_failing() {
         p.streams_per_connection = 32;
     })
     .await;
-    assert_eq!((r.count("passed"), r.count("failed")), (300, 0), "{:?}", r.errors());
+    assert_eq!(
+        (r.count("passed"), r.count("failed")),
+        (300, 0),
+        "{:?}",
+        r.errors()
+    );
     assert_eq!(r.target.passed, 300);
 }
 
@@ -342,14 +366,22 @@ async fn h2_refused_streams_are_retried_once() {
     let _guard = TIMING.lock().await;
     let (addr, tally) = refusing_h2_server().await;
     let results = tempfile::tempdir().unwrap();
-    let mut p = profile(&format!("http://{addr}/"), &[fixture("known")], results.path());
+    let mut p = profile(
+        &format!("http://{addr}/"),
+        &[fixture("known")],
+        results.path(),
+    );
     p.rate = Some(200.0);
     p.target.http = HttpVersion::H2;
     p.connections = 1;
     p.streams_per_connection = 1;
     let outcome = run_profile(&p).await;
     check_results(&outcome.dir, &outcome.summary, 28);
-    assert_eq!(outcome.summary.counts["passed"], 28, "{:?}", outcome.summary.errors);
+    assert_eq!(
+        outcome.summary.counts["passed"], 28,
+        "{:?}",
+        outcome.summary.errors
+    );
     assert_eq!(*tally.lock().unwrap(), (28, 28));
 }
 
@@ -564,6 +596,52 @@ async fn target_restarted_mid_run_costs_only_the_requests_in_the_gap() {
     assert!(span <= failed + 4, "failures scattered: {failed_slots:?}");
 }
 
+/// The target goes away for good: after DEAD_TARGET_AFTER (200) connection failures in a
+/// row the run stops on its own, says why, and still accounts for every request it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_gone_for_good_stops_the_run_after_200_refused_connections() {
+    let _guard = TIMING.lock().await;
+    let first = target::start(passing_target(Faults::default()))
+        .await
+        .unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let mut p = profile(&first.url(), &[fixture("known")], results.path());
+    p.requests = Some(2000);
+    p.rate = Some(500.0);
+    p.connections = 4;
+    let killer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        first.stop().await
+    });
+    let started = std::time::Instant::now();
+    let outcome = run_profile(&p).await;
+    let before = killer.await.unwrap();
+    let s = &outcome.summary;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stopped early, not at the end"
+    );
+    assert_eq!(
+        s.run.interrupted.as_deref(),
+        Some("target unreachable: 200 connections in a row were refused")
+    );
+    assert!(s.sent < 2000, "sent {}", s.sent);
+    assert_eq!(s.planned, s.sent + s.not_sent);
+    assert_eq!(s.records, s.sent);
+    assert_eq!(s.counts.values().sum::<u64>(), s.sent);
+    assert_eq!(s.counts["passed"], before.passed);
+    assert_eq!(s.counts["passed"] + s.counts["failed"], s.sent);
+    assert!(s.errors["connect"] >= 200, "{:?}", s.errors);
+    assert_eq!(
+        wafload::cli::run::exit_code_after_run(s, 0),
+        2,
+        "the CLI exits 2 for a run stopped by a dead target"
+    );
+    let mut n = 0;
+    for_each_record(&outcome.dir, |_| n += 1).unwrap();
+    assert_eq!(n, s.sent);
+}
+
 // ---------------------------------------------------------------- the seed's misconfiguration
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -581,10 +659,16 @@ async fn all_ext_proc_500s_are_unresolved_explained_and_never_passed() {
     let r = run_faulted(config, 28, 200.0, |_| {}).await;
     let s = &r.summary;
     assert_eq!(r.count("unresolved"), 28);
-    assert_eq!((r.count("passed"), r.count("blocked"), r.count("failed")), (0, 0, 0));
+    assert_eq!(
+        (r.count("passed"), r.count("blocked"), r.count("failed")),
+        (0, 0, 0)
+    );
     assert_eq!(s.ext_proc_errors, 28);
     assert_eq!(s.statuses, [("500".to_string(), 28)].into_iter().collect());
-    assert_eq!(s.detection.attacks.rate, None, "no detection rate from errors");
+    assert_eq!(
+        s.detection.attacks.rate, None,
+        "no detection rate from errors"
+    );
     assert_eq!(s.detection.benign.rate, None);
     assert_eq!(s.score.overall, None);
     assert!(
@@ -615,7 +699,13 @@ fn sigterm_stops_the_run_with_143_and_flushes_partial_results() {
     let results = tempfile::tempdir().unwrap();
     let out_dir = results.path().join("run");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wafload"))
-        .args(["run", "--target", &target.url(), "--corpus", "tests/fixtures/known"])
+        .args([
+            "run",
+            "--target",
+            &target.url(),
+            "--corpus",
+            "tests/fixtures/known",
+        ])
         .args(["--rate", "100", "--duration", "60s", "--quiet", "--out"])
         .arg(&out_dir)
         .current_dir(manifest_dir())
@@ -633,7 +723,10 @@ fn sigterm_stops_the_run_with_143_and_flushes_partial_results() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "run did not stop");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "run did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(143));
@@ -642,7 +735,10 @@ fn sigterm_stops_the_run_with_143_and_flushes_partial_results() {
     assert!((100..=300).contains(&summary.sent), "sent {}", summary.sent);
     assert_eq!(summary.records, summary.sent);
     assert_eq!(summary.counts.values().sum::<u64>(), summary.sent);
-    assert_eq!(summary.counts["passed"], summary.sent - summary.counts["failed"]);
+    assert_eq!(
+        summary.counts["passed"],
+        summary.sent - summary.counts["failed"]
+    );
     let mut n = 0;
     for_each_record(&out_dir, |_| n += 1).unwrap();
     assert_eq!(n, summary.sent);

@@ -146,8 +146,8 @@ fn text_input(
         proptest::collection::vec(any::<char>(), 0..300).prop_map(|c| c.into_iter().collect());
     let random_bytes = proptest::collection::vec(any::<u8>(), 0..300)
         .prop_map(|b| String::from_utf8_lossy(&b).into_owned());
-    let token_soup = proptest::collection::vec(proptest::sample::select(tokens), 0..40)
-        .prop_map(|t| t.concat());
+    let token_soup =
+        proptest::collection::vec(proptest::sample::select(tokens), 0..40).prop_map(|t| t.concat());
     prop_oneof![
         12 => mutated,
         2 => token_soup,
@@ -268,17 +268,84 @@ fn corpus_yaml_never_panics_and_errors_are_one_line() {
 // ---------------------------------------------------------------- profiles
 
 const PROFILE_TOKENS: &[&str] = &[
-    "name:", "target:", "  url: ", "http://127.0.0.1:1/", "https://[::1]:443/x", "ftp://x",
-    "  host: ", "  sni: ", "  insecure: true", "  http: h2", "  http: h3", "  ca_file: ",
-    "headers:", "  X-A: b", "  \"bad header\": x", "corpus: [", "]", "benign_share: ",
-    "rate: ", "stages:", "  - {duration: ", "10s", ", rate: ", ", to: ", "}", "duration: ",
-    "requests: ", "connections: ", "streams_per_connection: ", "timeout: ", "classify:",
-    "  block_status: [", "  pass_status: [", "  block_body: ", "  pass_body: ", "(", "[a-",
-    "  reset_is_block: ", "seed: ", "request_id_header: ", "max: true", "results_dir: ",
-    "0", "-1", "1e309", "-0", "0.0000001", "1e-300", "18446744073709551616", "NaN", ".nan",
-    ".inf", "-.inf", "1ms", "1us", "1ns", "0s", "99999999999999h", "5 parsecs", "1.5s",
-    "\n", "  ", "- ", ": ", "'", "\"", "{", "}", "&x ", "*x", "!!float ", "~", "null", "#",
-    "\t", "é", "\u{0}", "---\n",
+    "name:",
+    "target:",
+    "  url: ",
+    "http://127.0.0.1:1/",
+    "https://[::1]:443/x",
+    "ftp://x",
+    "  host: ",
+    "  sni: ",
+    "  insecure: true",
+    "  http: h2",
+    "  http: h3",
+    "  ca_file: ",
+    "headers:",
+    "  X-A: b",
+    "  \"bad header\": x",
+    "corpus: [",
+    "]",
+    "benign_share: ",
+    "rate: ",
+    "stages:",
+    "  - {duration: ",
+    "10s",
+    ", rate: ",
+    ", to: ",
+    "}",
+    "duration: ",
+    "requests: ",
+    "connections: ",
+    "streams_per_connection: ",
+    "timeout: ",
+    "classify:",
+    "  block_status: [",
+    "  pass_status: [",
+    "  block_body: ",
+    "  pass_body: ",
+    "(",
+    "[a-",
+    "  reset_is_block: ",
+    "seed: ",
+    "request_id_header: ",
+    "max: true",
+    "results_dir: ",
+    "0",
+    "-1",
+    "1e309",
+    "-0",
+    "0.0000001",
+    "1e-300",
+    "18446744073709551616",
+    "NaN",
+    ".nan",
+    ".inf",
+    "-.inf",
+    "1ms",
+    "1us",
+    "1ns",
+    "0s",
+    "99999999999999h",
+    "5 parsecs",
+    "1.5s",
+    "\n",
+    "  ",
+    "- ",
+    ": ",
+    "'",
+    "\"",
+    "{",
+    "}",
+    "&x ",
+    "*x",
+    "!!float ",
+    "~",
+    "null",
+    "#",
+    "\t",
+    "é",
+    "\u{0}",
+    "---\n",
 ];
 
 fn profile_seeds() -> &'static [String] {
@@ -321,7 +388,11 @@ fn profiles_never_panic_and_errors_are_one_line() {
                     for slot in [0, 1, 2, 1_000, u64::MAX / 2] {
                         let _ = schedule.offset(slot);
                     }
-                    let _ = (schedule.arrivals(), schedule.duration(), schedule.mean_rate());
+                    let _ = (
+                        schedule.arrivals(),
+                        schedule.duration(),
+                        schedule.mean_rate(),
+                    );
                     let _ = serde_json::to_string(&profile);
                 }
                 Err(e) => {
@@ -347,20 +418,88 @@ fn profiles_never_panic_and_errors_are_one_line() {
 // ---------------------------------------------------------------- SLO expressions
 
 const SLO_TOKENS: &[&str] = &[
-    "p50", "p90", "p99", "p999", "p99.9", "max", "mean", "median", "errors", "error",
-    "detection", "fp", "false_positives", "rate", "late", "P99", "p100", "", "<", "<=", ">",
-    ">=", "=", "==", "<<", "5ms", "1s", "0.5ms", "10us", "1m", "2h", "1%", "0.1%", "100%",
-    "150%", "-1%", "0.5", "1", "0", "-3", "1e309", "NaN", "nan", "inf", "-inf", "/s",
-    "1000/s", ",", ", ", " ", "\t", "%", "ms", "µs", "é", "\n",
+    "p50",
+    "p90",
+    "p99",
+    "p999",
+    "p99.9",
+    "max",
+    "mean",
+    "median",
+    "errors",
+    "error",
+    "detection",
+    "fp",
+    "false_positives",
+    "rate",
+    "late",
+    "P99",
+    "p100",
+    "",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "=",
+    "==",
+    "<<",
+    "5ms",
+    "1s",
+    "0.5ms",
+    "10us",
+    "1m",
+    "2h",
+    "1%",
+    "0.1%",
+    "100%",
+    "150%",
+    "-1%",
+    "0.5",
+    "1",
+    "0",
+    "-3",
+    "1e309",
+    "NaN",
+    "nan",
+    "inf",
+    "-inf",
+    "/s",
+    "1000/s",
+    ",",
+    ", ",
+    " ",
+    "\t",
+    "%",
+    "ms",
+    "µs",
+    "é",
+    "\n",
 ];
 
-const LATENCY_METRICS: &[&str] = &["p50", "p90", "p99", "p999", "p99.9", "max", "mean", "median", "P99"];
-const SHARE_METRICS: &[&str] = &["errors", "error", "detection", "fp", "false_positives", "late"];
+const LATENCY_METRICS: &[&str] = &[
+    "p50", "p90", "p99", "p999", "p99.9", "max", "mean", "median", "P99",
+];
+const SHARE_METRICS: &[&str] = &[
+    "errors",
+    "error",
+    "detection",
+    "fp",
+    "false_positives",
+    "late",
+];
 const OPERATORS: &[&str] = &["<", "<=", ">", ">=", " < ", "=", "=<", "<<"];
 const GOOD_OPERATORS: &[&str] = &["<", "<=", ">", ">=", " < ", " >= "];
 const LATENCY_VALUES: &[&str] = &["5ms", "1s", "0.5ms", "10us", "250ms", "1m", "0ms", "2.5 ms"];
 const BAD_LATENCY_VALUES: &[&str] = &[
-    "-1ms", "1e309ms", "NaNms", "infs", "1.5", "ms", "", "9999999999999999999s", "5 parsecs",
+    "-1ms",
+    "1e309ms",
+    "NaNms",
+    "infs",
+    "1.5",
+    "ms",
+    "",
+    "9999999999999999999s",
+    "5 parsecs",
 ];
 const SHARE_VALUES: &[&str] = &["1%", "0.1%", "100%", "0.5", "1", "0", "0%", "99.99%"];
 const BAD_SHARE_VALUES: &[&str] = &["150%", "-1%", "1e309", "NaN", "inf", "%", "", "0.5%%", "2"];
@@ -446,11 +585,7 @@ fn sample_run() -> &'static (tempfile::TempDir, PathBuf) {
             .await
             .unwrap();
             let results = tempfile::tempdir().unwrap();
-            let mut p = common::profile(
-                &target.url(),
-                &[common::fixture("known")],
-                results.path(),
-            );
+            let mut p = common::profile(&target.url(), &[common::fixture("known")], results.path());
             p.rate = Some(500.0);
             p.requests = Some(100);
             let outcome = common::run_profile(&p).await;
@@ -465,10 +600,42 @@ fn sample_summary() -> Summary {
 }
 
 const JSON_TOKENS: &[&str] = &[
-    "null", "true", "false", "0", "-1", "1.5", "1e400", "-1e400", "18446744073709551616",
-    "-9223372036854775809", "\"\"", "\"x\"", "[]", "{}", "[1,2]", "{\"a\":1}", ",", ":", "\"",
-    "{", "}", "[", "]", "\\u0000", "\\ud800", "\n", " ", "é", "\"counts\"", "\"latency\"",
-    "\"p99\"", "\"format\"", "\"run\"", "\"detection\"", "\"attacks\"", "\"rate\"",
+    "null",
+    "true",
+    "false",
+    "0",
+    "-1",
+    "1.5",
+    "1e400",
+    "-1e400",
+    "18446744073709551616",
+    "-9223372036854775809",
+    "\"\"",
+    "\"x\"",
+    "[]",
+    "{}",
+    "[1,2]",
+    "{\"a\":1}",
+    ",",
+    ":",
+    "\"",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\\u0000",
+    "\\ud800",
+    "\n",
+    " ",
+    "é",
+    "\"counts\"",
+    "\"latency\"",
+    "\"p99\"",
+    "\"format\"",
+    "\"run\"",
+    "\"detection\"",
+    "\"attacks\"",
+    "\"rate\"",
 ];
 
 /// Changes one node of a JSON tree: mostly to another value of the same type (so the file
@@ -499,14 +666,18 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 }
 
 fn json_edit() -> impl Strategy<Value = JsonEdit> {
-    (any::<Index>(), any::<u64>(), json_value(), prop::bool::weighted(0.8)).prop_map(
-        |(node, pick, any, same_type)| JsonEdit {
+    (
+        any::<Index>(),
+        any::<u64>(),
+        json_value(),
+        prop::bool::weighted(0.8),
+    )
+        .prop_map(|(node, pick, any, same_type)| JsonEdit {
             node,
             pick,
             any,
             same_type,
-        },
-    )
+        })
 }
 
 fn count_nodes(v: &serde_json::Value) -> usize {

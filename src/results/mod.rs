@@ -45,7 +45,8 @@ fn integer_out_of_range(value: &serde_json::Value, at: &str) -> Option<String> {
     match value {
         Value::Number(n) => {
             let too_big = n.as_u64().is_some_and(|v| v > MAX_RESULT_INTEGER)
-                || n.as_i64().is_some_and(|v| v.unsigned_abs() > MAX_RESULT_INTEGER);
+                || n.as_i64()
+                    .is_some_and(|v| v.unsigned_abs() > MAX_RESULT_INTEGER);
             too_big.then(|| format!("{at} = {n}"))
         }
         Value::Array(items) => items

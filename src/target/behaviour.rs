@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::target::{Delay, Faults, TargetConfig, TargetError, FAULT_BLOCK};
 
 /// What happens to one request besides marker matching.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum FaultOutcome {
     Normal,
     Error500,
@@ -235,7 +235,10 @@ pub(crate) fn validate(config: &TargetConfig) -> Result<(), TargetError> {
         ("faults.ext_proc_error_share", f.ext_proc_error_share),
         ("faults.reset_share", f.reset_share),
         ("faults.stall_share", f.stall_share),
-        ("faults.reset_after_headers_share", f.reset_after_headers_share),
+        (
+            "faults.reset_after_headers_share",
+            f.reset_after_headers_share,
+        ),
         ("faults.reset_mid_body_share", f.reset_mid_body_share),
         ("faults.garbage_status_share", f.garbage_status_share),
         ("faults.bad_chunked_share", f.bad_chunked_share),
@@ -263,7 +266,10 @@ pub(crate) fn validate(config: &TargetConfig) -> Result<(), TargetError> {
     for (name, value) in [
         ("faults.close_after", f.close_after),
         ("faults.drop_after", f.drop_after),
-        ("faults.h2_max_concurrent_streams", f.h2_max_concurrent_streams),
+        (
+            "faults.h2_max_concurrent_streams",
+            f.h2_max_concurrent_streams,
+        ),
         ("faults.tls_fail_every", f.tls_fail_every),
     ] {
         if value == Some(0) {

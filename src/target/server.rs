@@ -53,7 +53,8 @@ const PAD_FRAME: usize = 64 * 1024;
 static PAD: [u8; PAD_FRAME] = [b'.'; PAD_FRAME];
 
 /// What `garbage_status_share` answers instead of a status line.
-pub(crate) const GARBAGE_STATUS: &[u8] = b"WAFLOAD GARBAGE 2OO this is not an HTTP status line\r\n\r\n";
+pub(crate) const GARBAGE_STATUS: &[u8] =
+    b"WAFLOAD GARBAGE 2OO this is not an HTTP status line\r\n\r\n";
 
 /// What `bad_chunked_share` answers: a valid head, one valid chunk, then a chunk-size line
 /// that is not hex.
@@ -545,7 +546,9 @@ async fn sabotage_tls(state: &State, mut stream: TcpStream) {
     bump(&state.counters.tls_failures);
     let mut hello = [0u8; 4096];
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut hello)).await;
-    let _ = stream.write_all(b"HTTP/1.1 400 this is not TLS\r\n\r\n").await;
+    let _ = stream
+        .write_all(b"HTTP/1.1 400 this is not TLS\r\n\r\n")
+        .await;
     let _ = stream.shutdown().await;
 }
 
@@ -605,8 +608,8 @@ async fn drive<I>(
         let conn_state = conn_state.clone();
         service_fn(move |req| handle(state.clone(), conn_state.clone(), req))
     };
-    let conn = state.builder.serve_connection(io, service);
-    tokio::pin!(conn);
+    // Boxed (not stack-pinned) so that it can be dropped before the duplicate descriptor.
+    let mut conn = Box::pin(state.builder.serve_connection(io, service));
     let mut draining = false;
     'serve: loop {
         tokio::select! {
@@ -972,7 +975,8 @@ async fn answer(state: Arc<State>, conn: Arc<ConnState>, req: Request<Incoming>)
     let drip_body = |body: TargetBody| {
         if drip {
             let shape = &faults.slow_drip;
-            body.padded_to(shape.bytes).dripped(shape.chunk, shape.every)
+            body.padded_to(shape.bytes)
+                .dripped(shape.chunk, shape.every)
         } else {
             body
         }
