@@ -823,3 +823,49 @@ fn results_files_never_panic_and_errors_are_one_line() {
         started.elapsed()
     );
 }
+
+// ---------------------------------------------------------------- what the properties found
+
+/// Inputs the properties above found panicking or printing multi-line errors, kept as
+/// plain regression tests.
+#[test]
+fn regressions_found_by_the_properties() {
+    let file = Path::new("found.yaml");
+    // A YAML key with a line break was quoted raw into the error.
+    let text = "target: {url: \"http://127.0.0.1:1/\"}\nstages:\n  - {duration: 1s, r\n\nate: 1}\n";
+    let message = Profile::parse(text, file).unwrap_err().to_string();
+    assert!(!message.contains('\n'), "{message:?}");
+    assert!(message.contains("unknown field `r\\nate`"), "{message}");
+
+    // Durations too large for `Duration::from_secs_f64` panicked while parsing.
+    for text in [
+        "target: {url: \"http://127.0.0.1:1/\"}\ntimeout: 1e300\n",
+        "target: {url: \"http://127.0.0.1:1/\"}\nduration: 1e19\n",
+        "target: {url: \"http://127.0.0.1:1/\"}\nstages: [{duration: 5000000000000000000s, rate: 1}]\n",
+    ] {
+        let message = Profile::parse(text, file).unwrap_err().to_string();
+        assert!(message.contains("is longer than 100 years"), "{message}");
+        assert!(!message.contains('\u{1}'), "{message:?}");
+    }
+    assert!(wafload::profile::parse_duration("1e300").is_err());
+
+    // A slow rate and a far slot overflowed the offset computation.
+    let profile = Profile::parse("target:\n  url: http://127.0.0.1:9/\nrate: .3\n", file).unwrap();
+    let schedule = RateSchedule::from_profile(&profile);
+    assert_eq!(schedule.offset(u64::MAX / 2), None);
+    assert!(schedule.offset(3).is_some());
+
+    // Counts near u64::MAX overflowed the report's sums.
+    let (_keep, run_dir) = sample_run();
+    let mut tree: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join(SUMMARY_FILE)).unwrap())
+            .unwrap();
+    tree["counts"]["failed"] = serde_json::json!(u64::MAX);
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join(SUMMARY_FILE), tree.to_string()).unwrap();
+    let message = load_summary(work.path()).unwrap_err().to_string();
+    assert!(
+        message.contains("counts.failed = 18446744073709551615 is out of range"),
+        "{message}"
+    );
+}

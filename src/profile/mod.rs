@@ -456,6 +456,7 @@ pub fn yaml_error_in(path: &Path, text: &str, e: &serde_yaml_ng::Error) -> Profi
                 *message = format!("{prefix}{field}: {detail}");
             }
         }
+        message.retain(|c| c != mark);
     }
     err
 }
@@ -481,10 +482,13 @@ pub fn yaml_error(path: &Path, e: &serde_yaml_ng::Error) -> ProfileError {
     };
     // Messages quote the offending key or value, which may hold line breaks or other
     // control characters: escape them so the error stays one line.
+    // (The field mark used by `yaml_error_in` is kept; it is removed there.)
     let message: String = message
         .chars()
         .flat_map(|c| match c {
-            c if c.is_control() => c.escape_default().collect::<Vec<_>>(),
+            c if c.is_control() && c != duration_serde::FIELD_MARK => {
+                c.escape_default().collect::<Vec<_>>()
+            }
             c => vec![c],
         })
         .collect();
