@@ -8,6 +8,8 @@ pub mod classify;
 pub mod cli;
 pub mod corpus;
 pub mod error;
+pub mod k8s;
+pub mod openapi;
 pub mod plan;
 pub mod profile;
 pub mod record;
@@ -17,6 +19,7 @@ pub mod run;
 pub mod schedule;
 pub mod target;
 pub mod timer;
+pub mod traffic;
 pub mod transport;
 
 pub use error::{Error, Result};

@@ -171,7 +171,11 @@ async fn upstream_header_decomposition_recovers_the_filter_delay() {
     let (floor, _) = decomposed_gateway_p50(0.0, results.path()).await;
     let (with_filter, upstream_p50) = decomposed_gateway_p50(3.0, results.path()).await;
     eprintln!("gateway+filter p50: {with_filter} ms with a 3 ms filter, {floor} ms without");
-    assert_eq!(upstream_p50, 5000, "upstream time is read from the header");
+    // 5 ms from the header, as the histogram holds it (3 significant digits: 5000–5003 µs).
+    assert!(
+        (5000..=5003).contains(&upstream_p50),
+        "upstream {upstream_p50} µs"
+    );
     assert!(
         (with_filter - floor - 3.0).abs() <= 0.3,
         "recovered filter delay {} ms",

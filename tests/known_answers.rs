@@ -164,3 +164,29 @@ async fn a_one_second_stall_shows_in_p99_without_coordinated_omission() {
     assert!(ms(all.p50) < 50.0, "p50 {} ms", ms(all.p50));
     target.shutdown().await;
 }
+
+/// Both HTTP/1.1 clients (the lean wire client and hyper) give the same exact answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wire_and_hyper_engines_agree_exactly() {
+    let _guard = TIMING.lock().await;
+    let target = target::start(marker_target()).await.unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let mut answers = Vec::new();
+    for engine in [
+        wafload::transport::http::H1Engine::Wire,
+        wafload::transport::http::H1Engine::Hyper,
+    ] {
+        let mut p = profile(&target.url(), &[fixture("known")], results.path());
+        p.rate = Some(300.0);
+        p.h1_engine = engine;
+        let s = run_profile(&p).await.summary;
+        answers.push((
+            s.counts.clone(),
+            s.detection.by_case.clone(),
+            s.statuses.clone(),
+        ));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0["blocked"], 10);
+    target.shutdown().await;
+}

@@ -189,7 +189,8 @@ async fn run_step(
         origin: "capacity step".into(),
         out: Some(dir.clone()),
         progress: false,
-        shard: None,
+        shard: Default::default(),
+        start_at: None,
     };
     if progress {
         eprint!("step {index}: ");

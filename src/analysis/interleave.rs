@@ -67,7 +67,8 @@ pub async fn interleave(
             origin: arm.label.clone(),
             out: Some(dir.clone()),
             progress: false,
-            shard: None,
+            shard: Default::default(),
+            start_at: None,
         };
         if progress {
             eprintln!(

@@ -17,9 +17,14 @@ pub struct Decomposition {
     pub gateway: Percentiles,
 }
 
+/// Percentiles of the overhead spectrum (chart): finer than the table's four.
+pub const SPECTRUM_QUANTILES: [f64; 8] = [0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995];
+
 #[derive(Clone, Debug, Serialize)]
 pub struct OverheadReport {
     pub comparison: Option<Comparison>,
+    /// WAF − baseline at `SPECTRUM_QUANTILES`, for the overhead chart.
+    pub spectrum: Vec<super::stats::QuantileDiff>,
     /// Decomposition on the WAF path, when the header was present.
     pub decomposition: Option<Decomposition>,
 }
@@ -41,6 +46,17 @@ pub fn decomposition(
 pub fn overhead(baseline: Option<&ArmData>, waf: &ArmData, seed: u64) -> OverheadReport {
     OverheadReport {
         comparison: baseline.map(|b| compare(b, waf, seed)),
+        spectrum: baseline
+            .map(|b| {
+                super::stats::bootstrap_quantile_diffs(
+                    &b.latencies_ms,
+                    &waf.latencies_ms,
+                    &SPECTRUM_QUANTILES,
+                    500,
+                    seed ^ 0x5bec,
+                )
+            })
+            .unwrap_or_default(),
         decomposition: decomposition(&waf.upstream, &waf.gateway),
     }
 }

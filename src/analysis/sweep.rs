@@ -183,7 +183,8 @@ pub async fn sweep(
                 origin: label.clone(),
                 out: Some(dir.clone()),
                 progress: false,
-                shard: None,
+                shard: Default::default(),
+                start_at: None,
             };
             if progress {
                 eprintln!("body {:>6}: {label} → {}", size_label(size), p.target.url);

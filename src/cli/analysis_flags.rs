@@ -33,3 +33,13 @@ pub fn write_json<T: serde::Serialize>(
     bytes.push(b'\n');
     crate::results::write_atomic(&dir.join(name), &bytes)
 }
+
+/// Writes a chart as `<name>.svg` and `<name>.png` into `dir`.
+pub fn write_chart(
+    dir: &std::path::Path,
+    chart: &dyn crate::report::charts::Rendered,
+) -> Result<(), Error> {
+    let svg = chart.svg()?;
+    crate::results::write_atomic(&dir.join(format!("{}.svg", chart.name())), svg.as_bytes())?;
+    chart.png(&dir.join(format!("{}.png", chart.name())))
+}

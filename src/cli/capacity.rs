@@ -78,6 +78,19 @@ pub async fn execute(args: CapacityArgs) -> Result<u8, Error> {
     let (cancel, signal) = super::cancel_on_signals();
     let report = search(&profile, &options, &out, !args.json, cancel).await?;
     write_json(&out, "capacity.json", &report)?;
+    let p99_bound_ms = args.slo.terms.iter().find_map(|t| match t.metric {
+        crate::analysis::slo::Metric::Latency(crate::analysis::slo::LatencyStat::P99) => {
+            Some(t.bound)
+        }
+        _ => None,
+    });
+    super::analysis_flags::write_chart(
+        &out,
+        &crate::report::charts::CapacityChart {
+            report: report.clone(),
+            p99_bound_ms,
+        },
+    )?;
     if args.json {
         println!(
             "{}",

@@ -105,6 +105,20 @@ pub async fn execute(args: CompareArgs) -> Result<u8, Error> {
     let comparison = compare(&a, &b, args.seed);
     if let Some(dir) = &out {
         write_json(dir, "compare.json", &comparison)?;
+        super::analysis_flags::write_chart(
+            dir,
+            &crate::report::charts::OverheadChart {
+                a: args.label_a.clone(),
+                b: args.label_b.clone(),
+                points: crate::analysis::stats::bootstrap_quantile_diffs(
+                    &a.latencies_ms,
+                    &b.latencies_ms,
+                    &crate::analysis::overhead::SPECTRUM_QUANTILES,
+                    500,
+                    args.seed,
+                ),
+            },
+        )?;
     }
     if args.json {
         println!(

@@ -99,7 +99,8 @@ pub async fn execute(args: DemoArgs) -> Result<u8, Error> {
         origin: "the demo profile".into(),
         out: None,
         progress: !args.quiet && !args.json,
-        shard: None,
+        shard: Default::default(),
+        start_at: None,
     };
     let result = run(&profile, &options, cancel).await;
     running.shutdown().await;

@@ -6,11 +6,15 @@ pub mod capacity;
 pub mod compare;
 pub mod corpus;
 pub mod demo;
+pub mod k8s;
+pub mod merge;
 pub mod overhead;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod sweep;
 pub mod target;
+pub mod traffic;
 
 use crate::error::{Error, EXIT_INTERRUPTED};
 use clap::{Parser, Subcommand};
@@ -34,11 +38,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a benchmark against a target (profile and/or flags).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Start the calibration target on loopback and run a short benchmark against it.
     Demo(demo::DemoArgs),
     /// Serve the calibration target: a WAF stand-in with known rules and delays.
     Target(target::TargetArgs),
+    /// Charts, HTML, Markdown and JSON report of a finished run (from its results alone).
+    Report(report::ReportArgs),
     /// Compare two runs (or two profiles, interleaved) with confidence intervals.
     Compare(compare::CompareArgs),
     /// Latency the WAF adds: WAF path vs baseline path, interleaved.
@@ -47,9 +53,16 @@ pub enum Command {
     Capacity(capacity::CapacityArgs),
     /// Latency per request-body size (benign and padded attacks), one or two profiles.
     Sweep(sweep::SweepArgs),
+    /// Merge shard results (from `run --shard I/N`) into one result.
+    Merge(merge::MergeArgs),
+    /// Kubernetes manifests (ConfigMap + Indexed Job) for a run sharded over N pods.
+    K8s(k8s::K8sArgs),
     /// Inspect a gotestwaf-format corpus.
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
+    /// Import your own traffic (HAR, access logs, vegeta targets); inspect OpenAPI documents.
+    #[command(subcommand)]
+    Traffic(traffic::TrafficCommand),
 }
 
 /// Entry point used by `main.rs`.
@@ -80,14 +93,18 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> Result<u8, Error> {
     match cli.command {
-        Command::Run(args) => run::execute(args).await,
+        Command::Run(args) => run::execute(*args).await,
         Command::Demo(args) => demo::execute(args).await,
         Command::Target(args) => target::execute(args).await,
         Command::Corpus(cmd) => corpus::execute(cmd),
+        Command::Report(args) => report::execute(args),
         Command::Compare(args) => compare::execute(args).await,
         Command::Overhead(args) => overhead::execute(args).await,
         Command::Capacity(args) => capacity::execute(args).await,
         Command::Sweep(args) => sweep::execute(args).await,
+        Command::Merge(args) => merge::execute(args),
+        Command::K8s(args) => k8s::execute(args),
+        Command::Traffic(cmd) => traffic::execute(cmd),
     }
 }
 

@@ -92,7 +92,8 @@ pub async fn execute(args: OverheadArgs) -> Result<u8, Error> {
                 origin,
                 out: Some(out.join("waf")),
                 progress: !args.json,
-                shard: None,
+                shard: Default::default(),
+                start_at: None,
             };
             let outcome = run(&p, &options, cancel).await?;
             (None, ArmData::from_runs("waf", &[outcome.dir])?)
@@ -100,6 +101,16 @@ pub async fn execute(args: OverheadArgs) -> Result<u8, Error> {
     };
     let report = overhead(baseline_arm.as_ref(), &waf_arm, profile.seed);
     write_json(&out, "overhead.json", &report)?;
+    if !report.spectrum.is_empty() {
+        super::analysis_flags::write_chart(
+            &out,
+            &crate::report::charts::OverheadChart {
+                a: "baseline".into(),
+                b: "waf".into(),
+                points: report.spectrum.clone(),
+            },
+        )?;
+    }
     if args.json {
         println!(
             "{}",

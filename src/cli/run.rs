@@ -55,6 +55,9 @@ pub struct LoadFlags {
     /// Maximum open connections (HTTP/1.1: also the maximum requests in flight).
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..100_000))]
     pub connections: Option<u64>,
+    /// Concurrent HTTP/2 streams per connection (HTTP/2 in flight = connections × streams).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub streams: Option<u64>,
     /// Per-request timeout, e.g. 5s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag)]
     pub timeout: Option<Duration>,
@@ -64,12 +67,23 @@ pub struct LoadFlags {
     /// Closed loop: each connection sends as soon as its previous answer arrived.
     #[arg(long)]
     pub max: bool,
+    /// Send one plain GET of the target URL instead of a corpus (raw throughput, like wrk).
+    #[arg(long)]
+    pub plain: bool,
     /// Count connection resets as blocks (WAFs that drop attacks).
     #[arg(long)]
     pub reset_is_block: bool,
     /// Header carrying the request id `<run>-<n>` (default x-request-id).
     #[arg(long, value_name = "NAME")]
     pub request_id_header: Option<String>,
+    /// Your own traffic file from `wafload traffic import` (repeatable, weight 1 each);
+    /// replaces the profile's benign list.
+    #[arg(long, value_name = "FILE")]
+    pub benign: Vec<PathBuf>,
+    /// Replay the traffic files at their recorded times divided by this factor (2.0 =
+    /// twice as fast) instead of at a rate.
+    #[arg(long, value_name = "FACTOR", value_parser = parse_replay_speed)]
+    pub replay_speed: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +110,17 @@ pub struct RunArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also write the report (HTML, Markdown, JSON, SVG/PNG charts) into <run>/report.
+    #[arg(long)]
+    pub report: bool,
+    /// Send only shard I of N (0-based) of the schedule: rate / N, every N-th slot.
+    /// Merge the shards' results with `wafload merge`.
+    #[arg(long, value_name = "I/N", value_parser = crate::schedule::Shard::parse)]
+    pub shard: Option<crate::schedule::Shard>,
+    /// Start the schedule at this wall-clock time (RFC 3339, Unix seconds, or +30s from now);
+    /// all shards of a run use the same value so their load lines up.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
     /// SLO gate, e.g. "p99<50ms,p999<200ms,errors<0.1%,detection>=0.95,fp<=0.01":
     /// exit 1 when any term is missed (the failing terms are listed).
     #[arg(long, value_name = "TERMS", value_parser = super::analysis_flags::parse_slo)]
@@ -122,11 +147,15 @@ impl LoadFlags {
         o.duration = self.duration;
         o.requests = self.requests;
         o.connections = self.connections.map(|c| c as usize);
+        o.streams = self.streams.map(|c| c as usize);
         o.timeout = self.timeout;
         o.seed = self.seed;
         o.max = self.max;
+        o.plain = self.plain;
         o.reset_is_block = self.reset_is_block;
         o.request_id_header = self.request_id_header.clone();
+        o.benign = self.benign.clone();
+        o.replay_speed = self.replay_speed;
     }
 }
 
@@ -155,10 +184,17 @@ pub async fn execute(args: RunArgs) -> Result<u8, Error> {
         origin,
         out: args.out.clone(),
         progress: !args.quiet && !args.json,
-        shard: None,
+        shard: args.shard.unwrap_or_default(),
+        start_at: args.start_at,
     };
     let outcome = run(&profile, &options, cancel).await?;
     print_outcome(&outcome, args.quiet, args.json);
+    if args.report {
+        let written = crate::report::generate(&outcome.dir, &Default::default())?;
+        if !args.json {
+            super::report::print_written(&written, args.quiet);
+        }
+    }
     let code = exit_code_after_run(&outcome.summary, signal.load(Ordering::SeqCst));
     if code != 0 {
         return Ok(code);
@@ -218,6 +254,17 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+pub fn parse_replay_speed(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() && v > 0.0 && v <= 1e6 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s} must be a positive factor (2.0 = twice as fast)"
+        ))
+    }
+}
+
 pub fn parse_share(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
     if (0.0..=1.0).contains(&v) {
@@ -233,4 +280,20 @@ pub fn parse_duration_flag(s: &str) -> Result<Duration, String> {
         return Err("must be greater than 0".into());
     }
     Ok(d)
+}
+
+/// "2026-11-29T10:00:00Z", "1795000000" (Unix seconds) or "+30s" (from now).
+pub fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
+    let t = s.trim();
+    if let Some(rel) = t.strip_prefix('+') {
+        return Ok(std::time::SystemTime::now() + parse_duration(rel)?);
+    }
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs));
+        }
+    }
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(std::time::SystemTime::from)
+        .map_err(|e| format!("{s:?} is not RFC 3339, Unix seconds or +DURATION: {e}"))
 }

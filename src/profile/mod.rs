@@ -168,9 +168,106 @@ pub struct Profile {
     /// Closed loop: `connections` workers send as fast as answers come back.
     #[serde(default)]
     pub max: bool,
+    /// Send one plain GET of the target URL instead of a corpus (raw throughput, like wrk).
+    #[serde(default)]
+    pub plain: bool,
+    /// HTTP/1.1 client: `wire` (lean, default) or `hyper` (for cross-checks).
+    #[serde(default)]
+    pub h1_engine: crate::transport::http::H1Engine,
     /// Where run folders are written.
     #[serde(default = "default_results_dir")]
     pub results_dir: PathBuf,
+    /// Your own traffic files (`wafload traffic import`), relative to the profile file:
+    /// plain paths or `{file, weight}`. With `benign_share` they replace the corpus's
+    /// benign sets as the benign mix, drawn by weight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub benign: Vec<BenignFile>,
+    /// An OpenAPI 3 document: attack payloads are also placed into its operations'
+    /// real parameters and body fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<OpenApiSource>,
+    /// Replay the traffic files at their recorded times divided by this factor (2.0 =
+    /// twice as fast) instead of at `rate`.
+    #[serde(
+        default,
+        deserialize_with = "opt_replay_speed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub replay_speed: Option<f64>,
+}
+
+/// One traffic file in the benign mix, with its share of the benign slots relative to
+/// the other files' weights.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BenignFile {
+    pub file: PathBuf,
+    pub weight: f64,
+}
+
+impl<'de> Deserialize<'de> for BenignFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            file: PathBuf,
+            #[serde(default = "one")]
+            weight: f64,
+        }
+        fn one() -> f64 {
+            1.0
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Path(PathBuf),
+            Full(Full),
+        }
+        let (file, weight) = match Raw::deserialize(d).map_err(|_| {
+            duration_serde::field_error::<D::Error>(
+                "benign",
+                "each entry is a file path or {file: PATH, weight: N}",
+            )
+        })? {
+            Raw::Path(file) => (file, 1.0),
+            Raw::Full(f) => (f.file, f.weight),
+        };
+        if !(weight.is_finite() && weight > 0.0 && weight <= 1e6) {
+            return Err(duration_serde::field_error(
+                "weight",
+                format!("must be a positive number (at most 1e6), got {weight}"),
+            ));
+        }
+        Ok(BenignFile { file, weight })
+    }
+}
+
+/// The `openapi:` section: which document, and where payloads go.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApiSource {
+    /// OpenAPI 3.0 document (YAML or JSON), relative to the profile file.
+    pub file: PathBuf,
+    /// Location kinds to use (path, query, header, json-body, form-body); empty = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<crate::openapi::Location>,
+    /// `rotate` (default): one point per kind per payload, in turn; `all`: every point.
+    #[serde(default)]
+    pub coverage: crate::openapi::Coverage,
+    /// API path prefix instead of the document's first server path (e.g. "/").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_path: Option<String>,
+}
+
+fn opt_replay_speed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() && v > 0.0 && v <= 1e6 {
+        Ok(Some(v))
+    } else {
+        Err(duration_serde::field_error(
+            "replay_speed",
+            format!("must be a positive factor (2.0 = twice as fast), got {v}"),
+        ))
+    }
 }
 
 fn default_connections() -> usize {
@@ -213,7 +310,12 @@ impl Default for Profile {
             seed: default_seed(),
             request_id_header: default_request_id_header(),
             max: false,
+            plain: false,
+            h1_engine: Default::default(),
             results_dir: default_results_dir(),
+            benign: Vec::new(),
+            openapi: None,
+            replay_speed: None,
         }
     }
 }
@@ -234,12 +336,17 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     pub requests: Option<u64>,
     pub connections: Option<usize>,
+    pub streams: Option<usize>,
     pub timeout: Option<Duration>,
     pub seed: Option<u64>,
     pub max: bool,
+    pub plain: bool,
     pub results_dir: Option<PathBuf>,
     pub request_id_header: Option<String>,
     pub reset_is_block: bool,
+    /// Traffic files (weight 1 each); replaces the profile's `benign` list.
+    pub benign: Vec<PathBuf>,
+    pub replay_speed: Option<f64>,
 }
 
 impl Profile {
@@ -272,6 +379,16 @@ impl Profile {
         if let Some(ca) = &mut self.target.ca_file {
             if ca.is_relative() {
                 *ca = base.join(&*ca);
+            }
+        }
+        for b in &mut self.benign {
+            if b.file.is_relative() {
+                b.file = base.join(&b.file);
+            }
+        }
+        if let Some(o) = &mut self.openapi {
+            if o.file.is_relative() {
+                o.file = base.join(&o.file);
             }
         }
     }
@@ -308,6 +425,22 @@ impl Profile {
         if let Some(v) = o.rate {
             self.rate = Some(v);
             self.stages.clear();
+            self.replay_speed = None;
+        }
+        if !o.benign.is_empty() {
+            self.benign = o
+                .benign
+                .iter()
+                .map(|file| BenignFile {
+                    file: file.clone(),
+                    weight: 1.0,
+                })
+                .collect();
+        }
+        if let Some(v) = o.replay_speed {
+            self.replay_speed = Some(v);
+            self.rate = None;
+            self.stages.clear();
         }
         if let Some(v) = o.duration {
             self.duration = Some(v);
@@ -326,6 +459,9 @@ impl Profile {
         if let Some(v) = o.connections {
             self.connections = v;
         }
+        if let Some(v) = o.streams {
+            self.streams_per_connection = v;
+        }
         if let Some(v) = o.timeout {
             self.timeout = v;
         }
@@ -334,6 +470,9 @@ impl Profile {
         }
         if o.max {
             self.max = true;
+        }
+        if o.plain {
+            self.plain = true;
         }
         if let Some(v) = &o.results_dir {
             self.results_dir = v.clone();
@@ -382,16 +521,33 @@ impl Profile {
         self.classify
             .compile()
             .map_err(|e| invalid(format!("classify: {e}")))?;
+        if self.replay_speed.is_some() && (self.rate.is_some() || !self.stages.is_empty()) {
+            return Err(invalid(
+                "replay_speed replays recorded times and replaces rate/stages: give one of them"
+                    .into(),
+            ));
+        }
+        if self.replay_speed.is_some() && self.benign.is_empty() {
+            return Err(invalid(
+                "replay_speed needs traffic files to replay: list them under benign".into(),
+            ));
+        }
         Ok(())
     }
 
     /// Checks that the profile can be run: a target and a corpus are present.
     pub fn validate_runnable(&self, origin: &str) -> Result<(), crate::Error> {
         self.validate_target(origin)?;
-        if self.corpus.is_empty() {
+        if self.corpus.is_empty() && self.benign.is_empty() && !self.plain {
             return Err(crate::Error::flag(
                 "--corpus",
-                format!("no corpus: set corpus in {origin} or pass --corpus DIR"),
+                format!("no corpus: set corpus (or benign traffic files) in {origin}, pass --corpus DIR, or --plain for plain GETs"),
+            ));
+        }
+        if self.corpus.is_empty() && self.openapi.is_some() {
+            return Err(crate::Error::flag(
+                "--corpus",
+                format!("openapi places the corpus's attack payloads: set corpus in {origin} or pass --corpus DIR"),
             ));
         }
         Ok(())

@@ -116,6 +116,51 @@ impl Recorded {
         totals
     }
 
+    /// Adds one stored record (from a results folder) whose times are shifted by
+    /// `offset_us` onto a common clock: how `merge` rebuilds a run from its shards.
+    pub fn add_stored(&mut self, r: &StoredRecord, offset_us: u64) {
+        let class = Class::parse(&r.cls).unwrap_or(Class::Failed);
+        if let Some(counts) = self.per_source.get_mut(r.src as usize) {
+            counts[class.index()] += 1;
+        }
+        self.records_written += 1;
+        if r.n.is_none() {
+            return; // unsendable: labelled, never sent
+        }
+        let intended = r.t + offset_us;
+        let sent = intended + r.wait;
+        let done = intended + r.lat;
+        if r.wait > LATE_THRESHOLD_US {
+            self.late += 1;
+        }
+        if let Some(s) = r.st {
+            *self.statuses.entry(s).or_insert(0) += 1;
+        }
+        if let Some(e) = &r.err {
+            *self.errors.entry(e.clone()).or_insert(0) += 1;
+        }
+        let xp = r.xp == Some(true);
+        if xp {
+            self.ext_proc_errors += 1;
+        }
+        let us = Duration::from_micros;
+        self.first_intended = Some(
+            self.first_intended
+                .map_or(us(intended), |f| f.min(us(intended))),
+        );
+        self.last_done = Some(self.last_done.map_or(us(done), |l| l.max(us(done))));
+        self.first_sent = Some(self.first_sent.map_or(us(sent), |f| f.min(us(sent))));
+        self.last_sent = Some(self.last_sent.map_or(us(sent), |l| l.max(us(sent))));
+        let sec = self.second((intended / 1_000_000) as usize);
+        sec.sent += 1;
+        sec.by_class[class.index()] += 1;
+        if xp {
+            sec.ext_proc_errors += 1;
+        }
+        sec.latency.saturating_record(r.lat.max(1));
+        self.second((done / 1_000_000) as usize).completed += 1;
+    }
+
     fn second(&mut self, index: usize) -> &mut Second {
         if self.series.len() <= index {
             self.series.resize_with(index + 1, Second::new);
@@ -276,13 +321,18 @@ impl Recorder {
     }
 
     /// Drains the channel until all senders are gone, then flushes the records file.
-    pub fn run(mut self, completions: flume::Receiver<Completion>) -> std::io::Result<Recorded> {
+    pub fn run(
+        mut self,
+        completions: flume::Receiver<Vec<Completion>>,
+    ) -> std::io::Result<Recorded> {
         let mut first_error = None;
-        for c in completions.iter() {
-            if let Err(e) = self.record(&c) {
-                // Keep counting even if the disk fails; report the first error at the end.
-                first_error.get_or_insert(e);
-                self.writer = None;
+        for batch in completions.iter() {
+            for c in &batch {
+                if let Err(e) = self.record(c) {
+                    // Keep counting even if the disk fails; report the first error at the end.
+                    first_error.get_or_insert(e);
+                    self.writer = None;
+                }
             }
         }
         if let Some(w) = self.writer.take() {

@@ -38,6 +38,40 @@ pub struct RecordLine {
 }
 
 impl RecordLine {
+    /// The JSON line, written by hand: the recorder does this once per request, and this is
+    /// several times cheaper than going through serde (a test checks both agree).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        out.push(b'{');
+        if let Some(n) = self.n {
+            let _ = write!(out, "\"n\":{n},");
+        }
+        let _ = write!(
+            out,
+            "\"src\":{},\"t\":{},\"wait\":{},\"lat\":{}",
+            self.src, self.t, self.wait, self.lat
+        );
+        if let Some(st) = self.st {
+            let _ = write!(out, ",\"st\":{st}");
+        }
+        // Class and error names are fixed ASCII identifiers: no escaping needed.
+        let _ = write!(out, ",\"cls\":\"{}\"", self.cls);
+        if let Some(err) = self.err {
+            let _ = write!(out, ",\"err\":\"{err}\"");
+        }
+        if let Some(up) = self.up {
+            let _ = write!(out, ",\"up\":{up}");
+        }
+        if let Some(xp) = self.xp {
+            let _ = write!(out, ",\"xp\":{xp}");
+        }
+        if let Some(reason) = &self.reason {
+            out.extend_from_slice(b",\"reason\":");
+            let _ = serde_json::to_writer(&mut *out, reason);
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
     pub fn unsendable(source: u32, reason: &str) -> Self {
         RecordLine {
             n: None,
@@ -67,7 +101,9 @@ impl RecordWriter {
         let final_path = dir.join(RECORDS_FILE);
         let partial = dir.join(format!("{RECORDS_FILE}.partial"));
         let file = File::create(&partial)?;
-        let encoder = zstd::Encoder::new(BufWriter::with_capacity(1 << 16, file), 3)?;
+        // Level 1: the records are highly repetitive, so it compresses nearly as well as the
+        // default level 3 at a fraction of the CPU on the recorder thread.
+        let encoder = zstd::Encoder::new(BufWriter::with_capacity(1 << 16, file), 1)?;
         Ok(RecordWriter {
             encoder,
             partial,
@@ -78,8 +114,7 @@ impl RecordWriter {
 
     pub fn write(&mut self, record: &RecordLine) -> std::io::Result<()> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, record)?;
-        self.line.push(b'\n');
+        record.encode(&mut self.line);
         self.encoder.write_all(&self.line)
     }
 
@@ -107,6 +142,39 @@ pub fn read_records(dir: &Path) -> std::io::Result<Vec<serde_json::Value>> {
         out.push(serde_json::from_str(&line).map_err(std::io::Error::other)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_written_encoding_equals_serde() {
+        let full = RecordLine {
+            n: Some(42),
+            src: 7,
+            t: 1_000_123,
+            wait: 15,
+            lat: 2_345,
+            st: Some(403),
+            cls: "blocked",
+            err: Some("reset"),
+            up: Some(5000),
+            xp: Some(true),
+            reason: Some("header X-a contains CR \"\u{1}\"".into()),
+        };
+        let bare = RecordLine::unsendable(3, "bad \\ reason");
+        for r in [full, bare] {
+            let mut ours = Vec::new();
+            r.encode(&mut ours);
+            let mut theirs = serde_json::to_vec(&r).unwrap();
+            theirs.push(b'\n');
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(theirs).unwrap()
+            );
+        }
+    }
 }
 
 /// A record as read back from disk.

@@ -4,6 +4,7 @@
 //! (HdrHistogram interval log, µs) and `requests.jsonl.zst` (one record per request).
 //! Every file is written atomically. Later verbs read these; they never re-run.
 
+pub mod merge;
 mod summary;
 mod write;
 

@@ -141,7 +141,17 @@ pub struct RunInfo {
     pub mix: String,
     pub corpus: Vec<String>,
     pub seed: u64,
+    /// "I/N" for one shard of a distributed run; absent for a whole run.
     pub shard: Option<String>,
+    /// Wall-clock time of schedule zero (ms since the Unix epoch): merge aligns series on it.
+    #[serde(default)]
+    pub start_unix_ms: u64,
+    /// Unsendable corpus requests recorded by this run (shard 0 records them).
+    #[serde(default)]
+    pub unsendable: u64,
+    /// Shards merged into this result ("merge" only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -175,6 +185,95 @@ pub struct Summary {
     pub hints: Vec<String>,
     pub records: u64,
     pub response_body_bytes: u64,
+    /// Requests that declared the verdict the WAF should give (imported traffic), and
+    /// whether it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expectations: Option<Expectations>,
+}
+
+/// "Expected verdict met" counts for requests that carry an expected verdict.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Expectations {
+    /// Requests that declared a verdict and got a resolved answer (blocked or passed).
+    pub resolved: u64,
+    pub met: u64,
+    pub missed: u64,
+    /// Failed, unresolved or unsendable: neither met nor missed.
+    pub unresolved: u64,
+    /// Per traffic source and expected verdict.
+    pub by_source: Vec<ExpectationGroup>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExpectationGroup {
+    pub source: String,
+    pub expected: crate::traffic::Verdict,
+    pub met: u64,
+    pub missed: u64,
+    pub unresolved: u64,
+}
+
+/// Expected-verdict counts from per-source counts; `None` when no source declared one.
+pub fn expectations_of(sources: &[Source], per_source: &[[u64; 5]]) -> Option<Expectations> {
+    use crate::traffic::Verdict;
+    let mut groups: BTreeMap<(String, &'static str), ExpectationGroup> = BTreeMap::new();
+    for (s, c) in sources.iter().zip(per_source) {
+        let Some(expected) = s.expected else { continue };
+        let (met, missed) = match expected {
+            Verdict::Pass => (c[Class::Passed.index()], c[Class::Blocked.index()]),
+            Verdict::Block => (c[Class::Blocked.index()], c[Class::Passed.index()]),
+        };
+        let key = (
+            s.set.clone(),
+            if expected == Verdict::Pass {
+                "pass"
+            } else {
+                "block"
+            },
+        );
+        let g = groups.entry(key).or_insert_with(|| ExpectationGroup {
+            source: s.set.clone(),
+            expected,
+            met: 0,
+            missed: 0,
+            unresolved: 0,
+        });
+        g.met += met;
+        g.missed += missed;
+        g.unresolved += c.iter().sum::<u64>() - met - missed;
+    }
+    if groups.is_empty() {
+        return None;
+    }
+    let by_source: Vec<ExpectationGroup> = groups.into_values().collect();
+    let met = by_source.iter().map(|g| g.met).sum();
+    let missed = by_source.iter().map(|g| g.missed).sum();
+    Some(Expectations {
+        resolved: met + missed,
+        met,
+        missed,
+        unresolved: by_source.iter().map(|g| g.unresolved).sum(),
+        by_source,
+    })
+}
+
+/// What the summary needs to know about the requests themselves.
+pub struct Labels<'a> {
+    pub sources: &'a [Source],
+    /// Notes from building the plan (skipped OpenAPI parts, import remarks).
+    pub notes: &'a [String],
+    /// Corpus requests not sent because their placeholder is unsupported, by name.
+    pub unsupported: BTreeMap<String, u64>,
+}
+
+impl<'a> Labels<'a> {
+    pub fn of_plan(plan: &'a Plan) -> Self {
+        Labels {
+            sources: &plan.sources,
+            notes: &plan.notes,
+            unsupported: plan.unsupported.iter().cloned().collect(),
+        }
+    }
 }
 
 /// Per-second numbers (by intended send second) for the time-series charts.
@@ -351,7 +450,7 @@ impl Summary {
     pub fn build(
         run: RunInfo,
         profile: serde_json::Value,
-        plan: &Plan,
+        labels: Labels<'_>,
         recorded: &Recorded,
         sent: u64,
         not_sent: u64,
@@ -406,16 +505,17 @@ impl Summary {
                 recorded.lateness.max()
             },
         };
+        let unsendable = run.unsendable;
         let mut summary = Summary {
             format: SUMMARY_FORMAT,
             run,
             environment: Environment::detect(),
             profile,
-            planned: sent + not_sent + plan.unsendable.len() as u64,
+            planned: sent + not_sent + unsendable,
             sent,
             not_sent,
             counts,
-            unsupported: plan.unsupported.iter().cloned().collect(),
+            unsupported: labels.unsupported.clone(),
             statuses: recorded
                 .statuses
                 .iter()
@@ -428,13 +528,42 @@ impl Summary {
             lateness,
             latency,
             upstream,
-            detection: detection_of(&plan.sources, &recorded.per_source),
-            score: score_of(&plan.sources, &recorded.per_source),
+            detection: detection_of(labels.sources, &recorded.per_source),
+            score: score_of(labels.sources, &recorded.per_source),
             hints: Vec::new(),
             records: recorded.records_written,
             response_body_bytes: recorded.body_bytes,
+            expectations: expectations_of(labels.sources, &recorded.per_source),
         };
         summary.hints = hints_of(&summary);
+        if let Some(e) = &summary.expectations {
+            for g in e.by_source.iter().filter(|g| g.missed > 0) {
+                summary.hints.push(match g.expected {
+                    crate::traffic::Verdict::Block => format!(
+                        "{} of {} requests from {} expected to be blocked passed",
+                        g.missed,
+                        g.met + g.missed,
+                        g.source
+                    ),
+                    crate::traffic::Verdict::Pass => format!(
+                        "{} of {} requests from {} expected to pass were blocked (false positives)",
+                        g.missed,
+                        g.met + g.missed,
+                        g.source
+                    ),
+                });
+            }
+        }
+        const MAX_NOTES: usize = 20;
+        summary
+            .hints
+            .extend(labels.notes.iter().take(MAX_NOTES).cloned());
+        if labels.notes.len() > MAX_NOTES {
+            summary.hints.push(format!(
+                "… and {} more input notes",
+                labels.notes.len() - MAX_NOTES
+            ));
+        }
         let _ = micros;
         summary
     }

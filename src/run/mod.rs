@@ -28,8 +28,10 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// Show a progress bar on stderr.
     pub progress: bool,
-    /// Shard label recorded in results ("I/N").
-    pub shard: Option<String>,
+    /// This process's shard of the schedule (default 0/1: everything).
+    pub shard: crate::schedule::Shard,
+    /// Wall-clock instant at which the schedule starts (shared by all shards).
+    pub start_at: Option<SystemTime>,
 }
 
 pub struct RunOutcome {
@@ -50,6 +52,18 @@ fn driver_shape(profile: &Profile, plan: &Plan) -> Result<DriverShape, Error> {
         };
         return Ok((slots, None, profile.duration));
     }
+    if let Mix::Replay { .. } = plan.mix {
+        let offsets = plan.replay_offsets_us();
+        let slots = match profile.requests {
+            Some(n) => (n).min(offsets.len() as u64),
+            None => offsets.len() as u64,
+        };
+        return Ok((
+            Some(slots),
+            Some(RateSchedule::replay(offsets)),
+            profile.duration,
+        ));
+    }
     let schedule = RateSchedule::from_profile(profile);
     let slots =
         match (profile.requests, schedule.arrivals()) {
@@ -57,7 +71,7 @@ fn driver_shape(profile: &Profile, plan: &Plan) -> Result<DriverShape, Error> {
             (Some(n), None) => Some(n),
             (None, Some(a)) => Some(a),
             (None, None) => match plan.mix {
-                Mix::Corpus => Some(plan.corpus_pass_len()),
+                Mix::Corpus | Mix::Replay { .. } => Some(plan.corpus_pass_len()),
                 Mix::Share { .. } => return Err(Error::flag(
                     "--duration",
                     "with a benign share the run needs a bound: set duration, requests or stages",
@@ -65,6 +79,31 @@ fn driver_shape(profile: &Profile, plan: &Plan) -> Result<DriverShape, Error> {
             },
         };
     Ok((slots, Some(schedule), None))
+}
+
+/// The single request of `--plain` mode: GET of the target URL's path.
+fn plain_get(path: &str) -> crate::corpus::CorpusRequest {
+    crate::corpus::CorpusRequest {
+        set: "plain".into(),
+        case: "get".into(),
+        benign: true,
+        api: false,
+        type_label: "plain GET".into(),
+        placeholder: "None",
+        encoder: "Plain",
+        payload_index: 0,
+        payload: String::new(),
+        built: Ok(crate::corpus::RequestSpec {
+            method: "GET".into(),
+            target: if path.is_empty() {
+                "/".into()
+            } else {
+                path.to_string()
+            },
+            headers: Vec::new(),
+            body: Vec::new(),
+        }),
+    }
 }
 
 /// A run id that sorts by time and names the profile: `20261129-034501-demo`.
@@ -99,8 +138,14 @@ impl PreparedRun {
     /// Validates the profile, loads the corpus and builds the plan. No network yet.
     pub fn new(profile: &Profile, options: &RunOptions) -> Result<PreparedRun, Error> {
         profile.validate_runnable(&options.origin)?;
-        let corpus = load_corpus(&profile.corpus)?;
-        let plan = Plan::build(profile, &corpus)?;
+        let plan = if profile.plain && profile.corpus.is_empty() {
+            Plan::from_requests(
+                profile,
+                vec![plain_get(&crate::plan::base_path_of(profile)?)],
+            )?
+        } else {
+            Plan::build(profile, &load_corpus(&profile.corpus)?)?
+        };
         PreparedRun::with_plan(profile, options, plan)
     }
 
@@ -189,15 +234,47 @@ pub async fn execute<T: Transport>(
         None => unique_dir(profile.results_dir.join(&run_id)),
     };
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let started_wall = SystemTime::now();
-    let started_at = chrono::Local::now().to_rfc3339();
-    let request_id_prefix = request_id_prefix(started_wall, profile.seed);
+    let shard = options.shard;
+    // Schedule zero: a shared wall-clock instant for shards, else 20 ms from now.
+    let (start, started_wall) = match options.start_at {
+        Some(at) => {
+            let now_wall = SystemTime::now();
+            let now = Instant::now();
+            match at.duration_since(now_wall) {
+                Ok(wait) => (now + wait, at),
+                Err(e) if e.duration() < Duration::from_secs(1) => (now, now_wall),
+                Err(e) => {
+                    return Err(Error::flag(
+                        "--start-at",
+                        format!(
+                            "the start time passed {:.1} s ago",
+                            e.duration().as_secs_f64()
+                        ),
+                    ))
+                }
+            }
+        }
+        None => (
+            Instant::now() + Duration::from_millis(20),
+            SystemTime::now() + Duration::from_millis(20),
+        ),
+    };
+    let started_at = chrono::DateTime::<chrono::Local>::from(started_wall).to_rfc3339();
+    // Shards of one run share the request-id prefix (derived from the common start), so
+    // WAF logs of the merged run correlate.
+    let request_id_prefix =
+        request_id_prefix(started_wall, profile.seed, options.start_at.is_none());
 
     let progress = Arc::new(Progress::default());
     let writer = RecordWriter::create(&dir).map_err(|e| Error::io(&dir, e))?;
-    let start = Instant::now() + Duration::from_millis(20);
     let mut recorder = Recorder::new(start, plan.sources.len(), Some(writer), progress.clone());
-    for &source in &plan.unsendable {
+    // Unsendable corpus requests are recorded once per run: by shard 0.
+    let unsendable: &[u32] = if shard.index == 0 {
+        &plan.unsendable
+    } else {
+        &[]
+    };
+    for &source in unsendable {
         let reason = plan.sources[source as usize]
             .unsendable
             .clone()
@@ -212,9 +289,10 @@ pub async fn execute<T: Transport>(
         .spawn(move || recorder.run(rx))
         .map_err(|e| Error::Other(format!("cannot start recorder thread: {e}")))?;
 
-    let bar = options
-        .progress
-        .then(|| crate::cli::progress::ProgressDisplay::start(progress.clone(), slots, start));
+    let bar = options.progress.then(|| {
+        let mine = slots.map(|n| shard.share_of(n));
+        crate::cli::progress::ProgressDisplay::start(progress.clone(), mine, start)
+    });
 
     let config = DriverConfig {
         slots,
@@ -224,6 +302,10 @@ pub async fn execute<T: Transport>(
         run_tag: request_id_prefix.clone(),
         dead_target_after: DEAD_TARGET_AFTER,
         start,
+        shard,
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
     let stats = run_workers(
         transport.clone(),
@@ -267,24 +349,29 @@ pub async fn execute<T: Transport>(
         target: profile.target.url.clone(),
         protocol: protocol.to_string(),
         mode: if profile.max { "closed" } else { "open" }.to_string(),
-        requested_rate: schedule.as_ref().map(|s| s.mean_rate()),
-        mix: match plan.mix {
-            Mix::Corpus => "corpus".to_string(),
-            Mix::Share { benign_share } => format!("benign share {benign_share}"),
-        },
+        requested_rate: schedule
+            .as_ref()
+            .map(|s| s.mean_rate() / shard.count as f64),
+        mix: plan.mix.describe(),
         corpus: profile
             .corpus
             .iter()
             .map(|p| p.display().to_string())
             .collect(),
         seed: profile.seed,
-        shard: options.shard.clone(),
+        shard: (!shard.is_single()).then(|| format!("{}/{}", shard.index, shard.count)),
+        start_unix_ms: started_wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        unsendable: unsendable.len() as u64,
+        merged_from: Vec::new(),
     };
-    let profile_json = serde_json::to_value(profile).unwrap_or(serde_json::Value::Null);
+    let profile_json = crate::plan::redacted_profile(profile);
     let summary = Summary::build(
         info,
         profile_json,
-        &plan,
+        crate::results::Labels::of_plan(&plan),
         &recorded,
         stats.sent,
         stats.not_sent,
@@ -294,12 +381,18 @@ pub async fn execute<T: Transport>(
 }
 
 /// Short, unique-enough prefix for request ids, so WAF logs of different runs never mix.
-fn request_id_prefix(started: SystemTime, seed: u64) -> String {
+/// With `with_pid` false it depends only on the start time and seed (shared by shards).
+fn request_id_prefix(started: SystemTime, seed: u64, with_pid: bool) -> String {
     let ms = started
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let mixed = ms ^ seed.rotate_left(17) ^ (std::process::id() as u64) << 40;
+    let pid = if with_pid {
+        std::process::id() as u64
+    } else {
+        0
+    };
+    let mixed = ms ^ seed.rotate_left(17) ^ pid << 40;
     format!("wl{:010x}", mixed & 0xff_ffff_ffff)
 }
 

@@ -71,6 +71,70 @@ pub struct DriverConfig {
     pub dead_target_after: u64,
     /// Time zero of the schedule (slot offsets are added to it).
     pub start: Instant,
+    /// This process sends only its shard of the global slots.
+    pub shard: Shard,
+    /// Engine threads, each running its share of the workers on its own single-threaded
+    /// runtime (no work stealing, no cross-thread wake-ups per request — like wrk's
+    /// thread-per-core event loops).
+    pub threads: usize,
+}
+
+/// Completions travel to the recorder in batches of up to this many, so a busy worker
+/// wakes the recorder thread once per batch, not once per request.
+pub const COMPLETION_BATCH: usize = 64;
+
+/// Shard `index` of `count`: it sends global slots index, index + count, index + 2·count…
+/// at their global intended times, so N shards together send exactly the single-process
+/// schedule (rate / N each, evenly interleaved) and the same requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+impl Shard {
+    /// Parses "I/N" (0-based index).
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let (i, n) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text:?} is not I/N (e.g. 0/4)"))?;
+        let index: u64 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("{i:?} is not a shard index"))?;
+        let count: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{n:?} is not a shard count"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard {index}/{count}: need 0 <= I < N"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The k-th slot of this shard.
+    pub fn slot(&self, k: u64) -> u64 {
+        self.index + k * self.count
+    }
+
+    /// How many of the first `total` global slots belong to this shard.
+    pub fn share_of(&self, total: u64) -> u64 {
+        if total <= self.index {
+            0
+        } else {
+            (total - self.index).div_ceil(self.count)
+        }
+    }
+
+    pub fn is_single(&self) -> bool {
+        self.count == 1
+    }
 }
 
 /// What the driver itself knows at the end.
@@ -89,11 +153,19 @@ pub async fn run_workers<T: Transport>(
     classifier: Arc<Classifier>,
     config: DriverConfig,
     cancel: CancellationToken,
-    completions: flume::Sender<Completion>,
+    completions: flume::Sender<Vec<Completion>>,
     progress: Arc<Progress>,
 ) -> DriverStats {
     let start = config.start;
     let dead_target = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (cancel, stop) = (cancel.clone(), stop.clone());
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
     let (job_tx, job_rx) = flume::unbounded::<Job>();
     let closed_counter = Arc::new(AtomicU64::new(0));
     let pacer = config.schedule.clone().map(|schedule| {
@@ -101,13 +173,21 @@ pub async fn run_workers<T: Transport>(
         let progress = progress.clone();
         let slots = config.slots;
         let limit = config.duration_limit;
+        let shard = config.shard;
         std::thread::Builder::new()
             .name("wafload-pacer".into())
-            .spawn(move || pace(schedule, slots, limit, start, job_tx, cancel, progress))
+            .spawn(move || {
+                pace(
+                    schedule, slots, shard, limit, start, job_tx, cancel, progress,
+                )
+            })
             .expect("spawn pacer thread")
     });
 
-    let mut handles = Vec::with_capacity(config.workers);
+    // Workers are dealt round-robin to engine threads; each thread runs a current-thread
+    // runtime, so a worker, its connection task and its timers share one thread.
+    let threads = config.threads.clamp(1, config.workers.max(1));
+    let mut groups: Vec<Vec<WorkerFuture>> = (0..threads).map(|_| Vec::new()).collect();
     for w in 0..config.workers {
         let session = transport.session(w);
         let ctx = WorkerContext {
@@ -119,26 +199,57 @@ pub async fn run_workers<T: Transport>(
             run_tag: config.run_tag.clone(),
             dead_target_after: config.dead_target_after,
             dead_target: dead_target.clone(),
+            stop: stop.clone(),
         };
-        let handle = if config.schedule.is_some() {
-            tokio::spawn(open_loop_worker(session, ctx, job_rx.clone()))
+        let fut: WorkerFuture = if config.schedule.is_some() {
+            Box::pin(open_loop_worker(session, ctx, job_rx.clone()))
         } else {
-            tokio::spawn(closed_loop_worker(
+            Box::pin(closed_loop_worker(
                 session,
                 ctx,
                 closed_counter.clone(),
+                config.shard,
                 config.slots,
                 config.duration_limit.map(|d| start + d),
             ))
         };
-        handles.push(handle);
+        groups[w % threads].push(fut);
     }
     drop(job_rx);
     drop(completions);
+    let engines: Vec<_> = groups
+        .into_iter()
+        .enumerate()
+        .map(|(t, group)| {
+            std::thread::Builder::new()
+                .name(format!("wafload-engine-{t}"))
+                .spawn(move || -> u64 {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(r) => r,
+                        Err(_) => return 0,
+                    };
+                    runtime.block_on(async move {
+                        let handles: Vec<_> = group.into_iter().map(tokio::spawn).collect();
+                        let mut sent = 0;
+                        for h in handles {
+                            sent += h.await.unwrap_or(0);
+                        }
+                        sent
+                    })
+                })
+                .expect("spawn engine thread")
+        })
+        .collect();
     let mut sent = 0;
-    for h in handles {
-        sent += h.await.unwrap_or(0);
+    for e in engines {
+        sent += tokio::task::spawn_blocking(move || e.join().unwrap_or(0))
+            .await
+            .unwrap_or(0);
     }
+    watcher.abort();
     if let Some(p) = pacer {
         let _ = tokio::task::spawn_blocking(move || p.join()).await;
     }
@@ -156,17 +267,21 @@ pub async fn run_workers<T: Transport>(
 
 /// The pacer: releases slot i at start + offset(i). A dedicated thread, because tokio's
 /// timer wheel has 1 ms granularity and we want sub-millisecond send accuracy.
+#[allow(clippy::too_many_arguments)]
 fn pace(
     schedule: RateSchedule,
     slots: Option<u64>,
+    shard: Shard,
     limit: Option<Duration>,
     start: Instant,
     jobs: flume::Sender<Job>,
     cancel: CancellationToken,
     progress: Arc<Progress>,
 ) {
-    let mut slot = 0u64;
+    crate::timer::precise_thread();
+    let mut k = 0u64;
     loop {
+        let slot = shard.slot(k);
         if slots.is_some_and(|n| slot >= n) {
             break;
         }
@@ -197,7 +312,17 @@ fn pace(
             return;
         }
         progress.dispatched.fetch_add(1, Ordering::Relaxed);
-        slot += 1;
+        k += 1;
+    }
+}
+
+type WorkerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
+
+impl WorkerContext {
+    /// Cheap check (one atomic load) whether the run is stopping; set once by a watcher
+    /// task when the cancellation token fires.
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 }
 
@@ -205,11 +330,57 @@ struct WorkerContext {
     plan: Arc<Plan>,
     classifier: Arc<Classifier>,
     cancel: CancellationToken,
-    completions: flume::Sender<Completion>,
+    completions: flume::Sender<Vec<Completion>>,
     progress: Arc<Progress>,
     run_tag: String,
     dead_target_after: u64,
     dead_target: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+/// What a worker owns while it runs; kept outside the loop future so that a request still
+/// in flight when the run is aborted can be recorded (every slot sent gets one record).
+struct WorkerState {
+    sent: u64,
+    batch: Vec<Completion>,
+    /// The slot being sent right now, with its actual send time.
+    in_flight: Option<(Job, Instant)>,
+}
+
+impl WorkerState {
+    fn new() -> Self {
+        WorkerState {
+            sent: 0,
+            batch: Vec::with_capacity(COMPLETION_BATCH),
+            in_flight: None,
+        }
+    }
+}
+
+/// Waits for `run`, or for the run's cancellation plus `ABORT_GRACE`; true when it had to
+/// give up on `run`. One cancellation waiter per worker (not per request) keeps the hot path
+/// free of locks.
+async fn abortable(ctx: &WorkerContext, run: impl std::future::Future<Output = ()>) -> bool {
+    tokio::select! {
+        _ = run => false,
+        _ = async { ctx.cancel.cancelled().await; tokio::time::sleep(ABORT_GRACE).await } => true,
+    }
+}
+
+/// After the loop: a request still in flight when the run was aborted is recorded as
+/// aborted (every slot sent gets one record); then the last batch goes to the recorder.
+async fn finish(ctx: &WorkerContext, state: &mut WorkerState, aborted: bool) {
+    if aborted {
+        if let Some((job, sent)) = state.in_flight.take() {
+            let outcome = Outcome::failed(
+                ErrorKind::Aborted,
+                "run interrupted while the request was in flight",
+            );
+            let c = complete(ctx, job, sent, &outcome);
+            state.batch.push(c);
+        }
+    }
+    flush(ctx, &mut state.batch).await;
 }
 
 async fn open_loop_worker<S: Session>(
@@ -217,34 +388,86 @@ async fn open_loop_worker<S: Session>(
     ctx: WorkerContext,
     jobs: flume::Receiver<Job>,
 ) -> u64 {
-    let mut sent = 0;
+    let mut state = WorkerState::new();
+    let aborted = abortable(&ctx, open_loop(&mut session, &ctx, &jobs, &mut state)).await;
+    finish(&ctx, &mut state, aborted).await;
+    state.sent
+}
+
+async fn open_loop<S: Session>(
+    session: &mut S,
+    ctx: &WorkerContext,
+    jobs: &flume::Receiver<Job>,
+    state: &mut WorkerState,
+) {
     loop {
-        let job = tokio::select! {
-            biased;
-            _ = ctx.cancel.cancelled() => break,
-            job = jobs.recv_async() => match job { Ok(j) => j, Err(_) => break },
+        if ctx.stopping() {
+            break;
+        }
+        let Ok(job) = jobs.recv_async().await else {
+            break;
         };
-        sent += 1;
-        if !send_one(&mut session, &ctx, job).await {
+        if ctx.stopping() {
+            break;
+        }
+        state.sent += 1;
+        let c = send_one(session, ctx, job, &mut state.in_flight).await;
+        state.batch.push(c);
+        // Flush when the batch is full or nothing else is due right now (low rates stay live).
+        if (state.batch.len() >= COMPLETION_BATCH || jobs.is_empty())
+            && !flush(ctx, &mut state.batch).await
+        {
             break;
         }
     }
-    sent
+}
+
+/// Hands a batch of completions to the recorder; false when the recorder is gone.
+async fn flush(ctx: &WorkerContext, batch: &mut Vec<Completion>) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let full = std::mem::replace(batch, Vec::with_capacity(COMPLETION_BATCH));
+    ctx.completions.send_async(full).await.is_ok()
 }
 
 async fn closed_loop_worker<S: Session>(
     mut session: S,
     ctx: WorkerContext,
     counter: Arc<AtomicU64>,
+    shard: Shard,
     slots: Option<u64>,
     deadline: Option<Instant>,
 ) -> u64 {
-    let mut sent = 0;
+    let mut state = WorkerState::new();
+    let run = closed_loop(
+        &mut session,
+        &ctx,
+        &counter,
+        shard,
+        slots,
+        deadline,
+        &mut state,
+    );
+    let aborted = abortable(&ctx, run).await;
+    finish(&ctx, &mut state, aborted).await;
+    state.sent
+}
+
+async fn closed_loop<S: Session>(
+    session: &mut S,
+    ctx: &WorkerContext,
+    counter: &AtomicU64,
+    shard: Shard,
+    slots: Option<u64>,
+    deadline: Option<Instant>,
+    state: &mut WorkerState,
+) {
     loop {
-        if ctx.cancel.is_cancelled() || deadline.is_some_and(|d| Instant::now() >= d) {
+        if ctx.stopping() || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        let slot = counter.fetch_add(1, Ordering::Relaxed);
+        let slot = shard.slot(counter.fetch_add(1, Ordering::Relaxed));
         if slots.is_some_and(|n| slot >= n) {
             break;
         }
@@ -252,30 +475,38 @@ async fn closed_loop_worker<S: Session>(
             slot,
             intended: Instant::now(),
         };
-        sent += 1;
-        if !send_one(&mut session, &ctx, job).await {
+        state.sent += 1;
+        let c = send_one(session, ctx, job, &mut state.in_flight).await;
+        state.batch.push(c);
+        if state.batch.len() >= COMPLETION_BATCH && !flush(ctx, &mut state.batch).await {
             break;
         }
     }
-    sent
 }
 
-/// Sends one slot and hands the completion to the recorder. Returns false when the
-/// worker should stop (recorder gone or dead target).
-async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) -> bool {
+/// Sends one slot and returns its completion (classified).
+async fn send_one<S: Session>(
+    session: &mut S,
+    ctx: &WorkerContext,
+    job: Job,
+    in_flight: &mut Option<(Job, Instant)>,
+) -> Completion {
     let request = ctx.plan.request_for_slot(job.slot);
     let id =
         HeaderValue::from_str(&format!("{}-{}", ctx.run_tag, job.slot)).expect("run tag is ascii");
     let sent = Instant::now();
+    *in_flight = Some((job, sent));
     ctx.progress.sent.fetch_add(1, Ordering::Relaxed);
-    let outcome = tokio::select! {
-        outcome = session.send(request, id) => outcome,
-        _ = async { ctx.cancel.cancelled().await; tokio::time::sleep(ABORT_GRACE).await } => {
-            Outcome::failed(ErrorKind::Aborted, "run interrupted while the request was in flight")
-        }
-    };
+    let outcome = session.send(request, id).await;
+    *in_flight = None;
+    complete(ctx, job, sent, &outcome)
+}
+
+/// Classifies an outcome into the completion the recorder gets.
+fn complete(ctx: &WorkerContext, job: Job, sent: Instant, outcome: &Outcome) -> Completion {
+    let request = ctx.plan.request_for_slot(job.slot);
     let done = Instant::now();
-    let (class, flags) = ctx.classifier.classify(&outcome);
+    let (class, flags) = ctx.classifier.classify(outcome);
     let error = outcome.error.as_ref().map(|e| e.kind);
     if error == Some(ErrorKind::Connect) {
         let n = ctx
@@ -291,7 +522,7 @@ async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) ->
             .consecutive_connect_failures
             .store(0, Ordering::Relaxed);
     }
-    let completion = Completion {
+    Completion {
         slot: job.slot,
         source: request.source,
         intended: job.intended,
@@ -303,6 +534,28 @@ async fn send_one<S: Session>(session: &mut S, ctx: &WorkerContext, job: Job) ->
         error,
         upstream_us: outcome.upstream_service_time_us,
         body_len: outcome.body_len,
-    };
-    ctx.completions.send_async(completion).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn shards_partition_the_slots() {
+        let shards: Vec<Shard> = (0..3).map(|i| Shard { index: i, count: 3 }).collect();
+        let mut all: Vec<u64> = shards
+            .iter()
+            .flat_map(|s| (0..s.share_of(10)).map(move |k| s.slot(k)))
+            .collect();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(
+            shards.iter().map(|s| s.share_of(10)).collect::<Vec<_>>(),
+            vec![4, 3, 3]
+        );
+        assert_eq!(Shard::parse("2/4").unwrap(), Shard { index: 2, count: 4 });
+        assert!(Shard::parse("4/4").is_err());
+        assert!(Shard::parse("x").is_err());
+    }
 }

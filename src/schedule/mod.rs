@@ -4,9 +4,10 @@
 
 mod driver;
 
-pub use driver::{run_workers, Completion, DriverConfig, Job, Progress};
+pub use driver::{run_workers, Completion, DriverConfig, Job, Progress, Shard};
 
 use crate::profile::Profile;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The rate used when a profile gives neither `rate` nor `stages`.
@@ -28,6 +29,9 @@ pub struct RateSchedule {
     segments: Vec<Segment>,
     /// Rate that continues after the last segment; `None` when the schedule ends.
     tail_rate: Option<f64>,
+    /// Replay of recorded traffic: the offset of every slot in µs, non-decreasing. When
+    /// set, it is the whole schedule.
+    replay: Option<Arc<[u64]>>,
 }
 
 impl RateSchedule {
@@ -36,6 +40,7 @@ impl RateSchedule {
         RateSchedule {
             segments: Vec::new(),
             tail_rate: Some(rate),
+            replay: None,
         }
     }
 
@@ -59,6 +64,25 @@ impl RateSchedule {
         RateSchedule {
             segments,
             tail_rate: None,
+            replay: None,
+        }
+    }
+
+    /// Slots at given offsets (µs from the start), e.g. recorded request times scaled by
+    /// a replay speed. Offsets are made non-decreasing so the pacer never goes back.
+    pub fn replay(offsets_us: &[u64]) -> Self {
+        let mut last = 0;
+        let offsets: Vec<u64> = offsets_us
+            .iter()
+            .map(|&o| {
+                last = last.max(o);
+                last
+            })
+            .collect();
+        RateSchedule {
+            segments: Vec::new(),
+            tail_rate: None,
+            replay: Some(offsets.into()),
         }
     }
 
@@ -88,6 +112,9 @@ impl RateSchedule {
 
     /// Number of arrivals, or `None` for an open-ended schedule.
     pub fn arrivals(&self) -> Option<u64> {
+        if let Some(r) = &self.replay {
+            return Some(r.len() as u64);
+        }
         if self.tail_rate.is_some() {
             return None;
         }
@@ -96,6 +123,9 @@ impl RateSchedule {
 
     /// Total length, or `None` when open-ended.
     pub fn duration(&self) -> Option<Duration> {
+        if let Some(r) = &self.replay {
+            return Some(Duration::from_micros(r.last().copied().unwrap_or(0)));
+        }
         if self.tail_rate.is_some() {
             return None;
         }
@@ -110,6 +140,9 @@ impl RateSchedule {
     /// Intended send time of arrival `i` (0-based) relative to the start, or `None` past
     /// the end. Within a linear ramp the count is N(t) = r0·t + (r1−r0)·t²/(2T); we invert it.
     pub fn offset(&self, i: u64) -> Option<Duration> {
+        if let Some(r) = &self.replay {
+            return r.get(i as usize).map(|&us| Duration::from_micros(us));
+        }
         let i = i as f64;
         for s in &self.segments {
             let n = (s.r0 + s.r1) / 2.0 * s.secs;
@@ -138,6 +171,14 @@ impl RateSchedule {
 
     /// Mean rate over the whole schedule (requests per second), for display.
     pub fn mean_rate(&self) -> f64 {
+        if let Some(r) = &self.replay {
+            let span = r.last().copied().unwrap_or(0) as f64 / 1e6;
+            return if span > 0.0 {
+                (r.len() as f64 - 1.0).max(0.0) / span
+            } else {
+                r.len() as f64
+            };
+        }
         match (self.tail_rate, self.duration()) {
             (Some(r), _) if self.segments.is_empty() => r,
             (_, Some(d)) if d.as_secs_f64() > 0.0 => self.finite_count() / d.as_secs_f64(),
@@ -192,6 +233,18 @@ mod tests {
         assert_eq!(s.arrivals(), Some(20 + 40));
         assert_eq!(s.offset(20), Some(Duration::from_secs(2)));
         assert_eq!(s.duration(), Some(Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn replay_uses_given_offsets_and_never_goes_back() {
+        let s = RateSchedule::replay(&[0, 500_000, 400_000, 2_000_000]);
+        assert_eq!(s.arrivals(), Some(4));
+        assert_eq!(s.offset(1), Some(Duration::from_millis(500)));
+        assert_eq!(s.offset(2), Some(Duration::from_millis(500)));
+        assert_eq!(s.offset(3), Some(Duration::from_secs(2)));
+        assert_eq!(s.offset(4), None);
+        assert_eq!(s.duration(), Some(Duration::from_secs(2)));
+        assert!((s.mean_rate() - 1.5).abs() < 1e-9);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! control connections ourselves: one connection per worker for HTTP/1.1 (keep-alive),
 //! a few shared multiplexed connections for HTTP/2.
 
+use super::wire::{self, WireConn};
 use super::{ErrorKind, Outcome, Session, Transport, TransportError, BODY_PREFIX_LIMIT};
 use crate::error::Error;
 use crate::plan::PreparedRequest;
@@ -18,6 +19,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+/// Which HTTP/1.1 client sends requests: `wire` (our lean client, the default) or `hyper`.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum H1Engine {
+    #[default]
+    Wire,
+    Hyper,
+}
 
 /// The protocol actually spoken (after ALPN).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -40,6 +60,7 @@ pub struct Endpoint {
     pub connections: usize,
     pub streams_per_connection: usize,
     pub request_id_header: http::HeaderName,
+    pub engine: H1Engine,
 }
 
 impl Endpoint {
@@ -118,6 +139,7 @@ impl Endpoint {
             streams_per_connection: profile.streams_per_connection,
             request_id_header: http::HeaderName::from_bytes(profile.request_id_header.as_bytes())
                 .map_err(|e| Error::flag("--request-id-header", e.to_string()))?,
+            engine: profile.h1_engine,
         };
         // Preflight connection: proves reachability and learns the ALPN result.
         let probe = tokio::time::timeout(profile.timeout, endpoint.open())
@@ -254,6 +276,50 @@ enum Io {
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
+impl tokio::io::AsyncRead for Io {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Io {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// Shared HTTP/2 connections, one slot per connection, (re)connected lazily.
 /// Each slot holds its connection with a generation number, so that a session that saw the
 /// connection go away retires exactly that one (and not a newer one another session opened).
@@ -288,6 +354,7 @@ impl Transport for HttpTransport {
         HttpSession {
             endpoint: self.endpoint.clone(),
             h1: None,
+            wire: None,
             h2_pool: self.h2_pool.clone(),
             h2_slot: worker % self.endpoint.connections,
             head_seen: None,
@@ -305,6 +372,8 @@ impl Transport for HttpTransport {
 pub struct HttpSession {
     endpoint: Arc<Endpoint>,
     h1: Option<http1::SendRequest<Full<Bytes>>>,
+    /// The HTTP/1.1 connection of the wire engine (the default for HTTP/1.1).
+    wire: Option<WireConn<Io>>,
     h2_pool: H2Pool,
     h2_slot: usize,
     /// Status and time to headers of the exchange in progress, so that a timeout after the
@@ -318,6 +387,11 @@ impl Session for HttpSession {
             let timeout = self.endpoint.timeout;
             self.head_seen = None;
             let result = match self.endpoint.version {
+                Negotiated::H1 if self.endpoint.engine == H1Engine::Wire => {
+                    // On timeout the connection (taken out of `self.wire` for the exchange)
+                    // is dropped with the future: a connection mid-request is never reused.
+                    tokio::time::timeout(timeout, self.exchange_wire(request, request_id)).await
+                }
                 Negotiated::H1 => {
                     let r =
                         tokio::time::timeout(timeout, self.exchange_h1(request, request_id)).await;
@@ -350,6 +424,39 @@ impl Session for HttpSession {
 }
 
 impl HttpSession {
+    async fn exchange_wire(&mut self, planned: &PreparedRequest, id: HeaderValue) -> Outcome {
+        for attempt in 0..2 {
+            let (mut conn, reused) = match self.wire.take() {
+                Some(c) => (c, true),
+                None => match self.endpoint.open().await {
+                    Ok(opened) => (WireConn::new(opened.io), false),
+                    Err(e) => return outcome_error(e),
+                },
+            };
+            let ex = conn
+                .exchange(planned, &self.endpoint.request_id_header, &id)
+                .await;
+            if ex.reusable {
+                self.wire = Some(conn);
+            }
+            // A kept-alive connection the server had already closed: nothing of ours was
+            // processed, so an idempotent request is sent once more on a fresh connection.
+            if ex.outcome.error.is_some()
+                && reused
+                && ex.closed_before_response
+                && attempt == 0
+                && wire::idempotent(&planned.method)
+            {
+                continue;
+            }
+            return ex.outcome;
+        }
+        Outcome::failed(
+            ErrorKind::Reset,
+            "connection closed before the request was answered",
+        )
+    }
+
     async fn exchange_h1(&mut self, planned: &PreparedRequest, id: HeaderValue) -> Outcome {
         // One retry, only on a kept-alive (reused) connection that the server closed under
         // us — it may close idle connections at any time — and only when that is safe:

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod tls;
+pub mod wire;
 
 use crate::plan::PreparedRequest;
 use bytes::Bytes;
