@@ -16,6 +16,7 @@ use wafload::record::{for_each_record, StoredRecord};
 use wafload::results::{load_series, load_sources, load_summary, Summary};
 use wafload::run::RunOutcome;
 use wafload::target::{self, Drip, Faults, TargetConfig, TargetStats};
+use wafload::transport::http::H1Engine;
 
 /// A target whose markers never match: every unfaulted request is answered 200.
 fn passing_target(faults: Faults) -> TargetConfig {
@@ -33,6 +34,8 @@ struct Checked {
     records: Vec<StoredRecord>,
     target: TargetStats,
     dir: std::path::PathBuf,
+    /// The HTTP/1.1 client used (meaningless for HTTP/2 runs).
+    engine: H1Engine,
     _results: tempfile::TempDir,
 }
 
@@ -76,6 +79,7 @@ async fn run_faulted(
         records: checked,
         target,
         dir,
+        engine: H1Engine::default(),
         _results: results,
     }
 }
@@ -128,6 +132,29 @@ fn check_results(dir: &Path, summary: &Summary, requests: u64) -> Vec<StoredReco
     records
 }
 
+/// Both HTTP/1.1 clients: the lean default (`wire`) and hyper (`h1_engine: hyper`).
+const ENGINES: [H1Engine; 2] = [H1Engine::Wire, H1Engine::Hyper];
+
+/// [`run_faulted`] once per HTTP/1.1 engine, each against a fresh target.
+async fn run_h1(
+    config: TargetConfig,
+    requests: u64,
+    rate: f64,
+    tweak: impl Fn(&mut Profile),
+) -> Vec<Checked> {
+    let mut runs = Vec::new();
+    for engine in ENGINES {
+        let mut r = run_faulted(config.clone(), requests, rate, |p| {
+            p.h1_engine = engine;
+            tweak(p);
+        })
+        .await;
+        r.engine = engine;
+        runs.push(r);
+    }
+    runs
+}
+
 fn h2(p: &mut Profile) {
     p.target.http = HttpVersion::H2;
     p.connections = 2;
@@ -143,11 +170,13 @@ async fn reset_before_response_h1_is_failed_reset() {
         reset_share: 0.1,
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 200, 400.0, |_| {}).await;
-    assert_eq!((r.count("passed"), r.count("failed")), (180, 20));
-    assert_eq!(r.errors(), errors(&[("reset", 20)]));
-    assert_eq!(r.target.injected_resets, 20);
-    assert_eq!(r.target.passed, 180);
+    for r in run_h1(passing_target(faults), 200, 400.0, |_| {}).await {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        assert_eq!((r.count("passed"), r.count("failed")), (180, 20));
+        assert_eq!(r.errors(), errors(&[("reset", 20)]));
+        assert_eq!(r.target.injected_resets, 20);
+        assert_eq!(r.target.passed, 180);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,13 +186,15 @@ async fn reset_after_headers_h1_is_failed_reset_not_passed() {
         reset_after_headers_share: 0.1,
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 200, 400.0, |_| {}).await;
-    assert_eq!((r.count("passed"), r.count("failed")), (180, 20));
-    assert_eq!(r.errors(), errors(&[("reset", 20)]));
-    assert_eq!(r.target.resets_after_headers, 20);
-    // The status line arrived before the reset and is kept in the record.
-    let cut: Vec<_> = r.records.iter().filter(|x| x.cls == "failed").collect();
-    assert!(cut.iter().all(|x| x.st == Some(200)), "{cut:?}");
+    for r in run_h1(passing_target(faults), 200, 400.0, |_| {}).await {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        assert_eq!((r.count("passed"), r.count("failed")), (180, 20));
+        assert_eq!(r.errors(), errors(&[("reset", 20)]));
+        assert_eq!(r.target.resets_after_headers, 20);
+        // The status line arrived before the reset and is kept in the record.
+        let cut: Vec<_> = r.records.iter().filter(|x| x.cls == "failed").collect();
+        assert!(cut.iter().all(|x| x.st == Some(200)), "{cut:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,16 +205,18 @@ async fn reset_mid_body_h1_is_failed_reset_not_passed() {
         pass_body_bytes: Some(64 * 1024),
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 200, 400.0, |_| {}).await;
-    assert_eq!((r.count("passed"), r.count("failed")), (180, 20));
-    assert_eq!(r.errors(), errors(&[("reset", 20)]));
-    assert_eq!(r.target.resets_mid_body, 20);
-    // Complete bodies are counted in full, cut ones by what arrived (half).
-    assert_eq!(
-        r.summary.response_body_bytes,
-        180 * 64 * 1024 + 20 * 32 * 1024,
-        "body bytes"
-    );
+    for r in run_h1(passing_target(faults), 200, 400.0, |_| {}).await {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        assert_eq!((r.count("passed"), r.count("failed")), (180, 20));
+        assert_eq!(r.errors(), errors(&[("reset", 20)]));
+        assert_eq!(r.target.resets_mid_body, 20);
+        // Complete bodies are counted in full, cut ones by what arrived (half).
+        assert_eq!(
+            r.summary.response_body_bytes,
+            180 * 64 * 1024 + 20 * 32 * 1024,
+            "body bytes"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,11 +250,45 @@ async fn keep_alive_closed_with_connection_close_is_not_a_failure() {
         close_after: Some(5),
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 200, 400.0, |p| p.connections = 4).await;
-    assert_eq!((r.count("passed"), r.count("failed")), (200, 0));
-    assert!(r.errors().is_empty());
-    assert!(r.target.closes >= 36, "closes {}", r.target.closes);
-    assert_eq!(r.target.requests, 200, "no request was sent twice");
+    for r in run_h1(passing_target(faults), 200, 400.0, |p| p.connections = 4).await {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        assert_eq!((r.count("passed"), r.count("failed")), (200, 0));
+        assert!(r.errors().is_empty());
+        assert!(r.target.closes >= 36, "closes {}", r.target.closes);
+        assert_eq!(r.target.requests, 200, "no request was sent twice");
+    }
+}
+
+/// The server closes kept-alive connections after 20 ms idle (FIN, no warning), and one
+/// connection sends every 50 ms: every reuse would write into a closed socket. The client
+/// must notice the close before writing and reconnect — POSTs included, nothing failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_closed_by_an_idle_timeout_is_not_a_failure() {
+    let _guard = TIMING.lock().await;
+    let faults = Faults {
+        idle_timeout: Some(Duration::from_millis(20)),
+        ..Faults::default()
+    };
+    for r in run_h1(passing_target(faults), 28, 20.0, |p| p.connections = 1).await {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        assert_eq!(
+            (r.count("passed"), r.count("failed")),
+            (28, 0),
+            "{:?}",
+            r.errors()
+        );
+        assert_eq!(r.target.requests, 28, "no request was sent twice");
+        // Every connection but the last (closed by the target shutting down) timed out idle.
+        assert!(
+            r.target.idle_closes >= 27,
+            "idle closes {}",
+            r.target.idle_closes
+        );
+        assert!(
+            r.target.connections >= 29,
+            "one connection per request plus the preflight"
+        );
+    }
 }
 
 /// The server drops the request that follows the N-th answer on a kept-alive connection
@@ -237,36 +304,38 @@ async fn keep_alive_dropped_by_server_retries_only_idempotent_requests() {
         drop_after: Some(limit),
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 56, 100.0, |p| p.connections = 1).await;
-    let sources = load_sources(&r.dir).unwrap();
-    let mut answered_on_conn: Option<u32> = None;
-    let (mut expect_failed, mut expect_dropped) = (0u64, 0u64);
-    for rec in &r.records {
-        let method = sources[rec.src as usize].method.as_str();
-        let idempotent = matches!(
-            method,
-            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
-        );
-        answered_on_conn = match answered_on_conn {
-            Some(n) if n >= limit => {
-                expect_dropped += 1;
-                if idempotent {
-                    Some(1)
-                } else {
-                    expect_failed += 1;
-                    None
+    for r in run_h1(passing_target(faults), 56, 100.0, |p| p.connections = 1).await {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        let sources = load_sources(&r.dir).unwrap();
+        let mut answered_on_conn: Option<u32> = None;
+        let (mut expect_failed, mut expect_dropped) = (0u64, 0u64);
+        for rec in &r.records {
+            let method = sources[rec.src as usize].method.as_str();
+            let idempotent = matches!(
+                method,
+                "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+            );
+            answered_on_conn = match answered_on_conn {
+                Some(n) if n >= limit => {
+                    expect_dropped += 1;
+                    if idempotent {
+                        Some(1)
+                    } else {
+                        expect_failed += 1;
+                        None
+                    }
                 }
-            }
-            Some(n) => Some(n + 1),
-            None => Some(1),
-        };
+                Some(n) => Some(n + 1),
+                None => Some(1),
+            };
+        }
+        assert!(expect_failed > 0 && expect_dropped > expect_failed);
+        assert_eq!(r.count("failed"), expect_failed);
+        assert_eq!(r.count("passed"), 56 - expect_failed);
+        assert_eq!(r.errors(), errors(&[("reset", expect_failed)]));
+        assert_eq!(r.target.dropped, expect_dropped);
+        assert_eq!(r.target.passed, 56 - expect_failed);
     }
-    assert!(expect_failed > 0 && expect_dropped > expect_failed);
-    assert_eq!(r.count("failed"), expect_failed);
-    assert_eq!(r.count("passed"), 56 - expect_failed);
-    assert_eq!(r.errors(), errors(&[("reset", expect_failed)]));
-    assert_eq!(r.target.dropped, expect_dropped);
-    assert_eq!(r.target.passed, 56 - expect_failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,6 +387,33 @@ async fn h2_max_concurrent_streams_of_one_queues_instead_of_failing() {
         r.errors()
     );
     assert_eq!(r.target.passed, 300);
+}
+
+/// The shared HTTP/2 connection outlives every engine thread: requests still in flight on
+/// one engine thread when another thread's workers are done (and its runtime ends) must not
+/// lose their connection. Each answer takes 40 ms, so the last requests of one thread are
+/// always in flight when the other thread finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_connection_survives_the_end_of_another_engine_thread() {
+    let _guard = TIMING.lock().await;
+    for round in 0..3 {
+        let config = TargetConfig {
+            delay: wafload::target::Delay::Fixed(Duration::from_millis(40)),
+            ..passing_target(Faults::default())
+        };
+        let r = run_faulted(config, 64, 400.0, |p| {
+            p.target.http = HttpVersion::H2;
+            p.connections = 1;
+            p.streams_per_connection = 16;
+        })
+        .await;
+        assert_eq!(
+            (r.count("passed"), r.count("failed")),
+            (64, 0),
+            "round {round}: {:?}",
+            r.errors()
+        );
+    }
 }
 
 /// A bare h2 server that refuses every odd-numbered stream of a connection with
@@ -395,16 +491,19 @@ async fn stall_longer_than_the_timeout_is_failed_timeout() {
         stall_for: Duration::from_secs(3),
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 200, 400.0, |p| {
+    for r in run_h1(passing_target(faults), 200, 400.0, |p| {
         p.timeout = Duration::from_millis(800)
     })
-    .await;
-    assert_eq!((r.count("passed"), r.count("failed")), (190, 10));
-    assert_eq!(r.errors(), errors(&[("timeout", 10)]));
-    let timed_out = r.records.iter().filter(|x| x.cls == "failed");
-    // Latency of a timeout is the timeout (plus scheduling), not the stall.
-    for x in timed_out {
-        assert!(x.lat >= 800_000 && x.lat < 2_000_000, "{x:?}");
+    .await
+    {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        assert_eq!((r.count("passed"), r.count("failed")), (190, 10));
+        assert_eq!(r.errors(), errors(&[("timeout", 10)]));
+        let timed_out = r.records.iter().filter(|x| x.cls == "failed");
+        // Latency of a timeout is the timeout (plus scheduling), not the stall.
+        for x in timed_out {
+            assert!(x.lat >= 800_000 && x.lat < 2_000_000, "{x:?}");
+        }
     }
 }
 
@@ -420,12 +519,14 @@ async fn slow_drip_within_the_timeout_passes_and_counts_every_byte() {
         },
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 200, 400.0, |_| {}).await;
-    assert_eq!((r.count("passed"), r.count("failed")), (200, 0));
-    assert_eq!(r.target.dripped, 20);
-    assert_eq!(r.summary.response_body_bytes, r.target.body_bytes_sent);
-    let dripped = r.records.iter().filter(|x| x.lat >= 270_000).count();
-    assert_eq!(dripped, 20, "20 answers took at least 9 × 30 ms");
+    for r in run_h1(passing_target(faults), 200, 400.0, |_| {}).await {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        assert_eq!((r.count("passed"), r.count("failed")), (200, 0));
+        assert_eq!(r.target.dripped, 20);
+        assert_eq!(r.summary.response_body_bytes, r.target.body_bytes_sent);
+        let dripped = r.records.iter().filter(|x| x.lat >= 270_000).count();
+        assert_eq!(dripped, 20, "20 answers took at least 9 × 30 ms");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,18 +541,21 @@ async fn slow_drip_beyond_the_timeout_is_failed_timeout() {
         },
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 200, 400.0, |p| {
+    for r in run_h1(passing_target(faults), 200, 400.0, |p| {
         p.timeout = Duration::from_millis(700)
     })
-    .await;
-    assert_eq!((r.count("passed"), r.count("failed")), (180, 20));
-    assert_eq!(r.errors(), errors(&[("timeout", 20)]));
-    // The status arrived before the drip stalled: kept in the record.
-    assert!(r
-        .records
-        .iter()
-        .filter(|x| x.cls == "failed")
-        .all(|x| x.st == Some(200)));
+    .await
+    {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        assert_eq!((r.count("passed"), r.count("failed")), (180, 20));
+        assert_eq!(r.errors(), errors(&[("timeout", 20)]));
+        // The status arrived before the drip stalled: kept in the record.
+        assert!(r
+            .records
+            .iter()
+            .filter(|x| x.cls == "failed")
+            .all(|x| x.st == Some(200)));
+    }
 }
 
 fn vm_hwm_kib() -> u64 {
@@ -472,14 +576,16 @@ async fn ten_mib_bodies_are_counted_and_not_held_in_memory() {
         pass_body_bytes: Some(BODY),
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 28, 50.0, |p| p.connections = 4).await;
-    assert_eq!((r.count("passed"), r.count("failed")), (28, 0));
-    assert_eq!(r.summary.response_body_bytes, 28 * BODY);
-    assert_eq!(r.target.body_bytes_sent, 28 * BODY);
-    let grown_mib = (vm_hwm_kib().saturating_sub(before)) / 1024;
-    // 280 MiB went through this process (target and client); holding even two bodies
-    // would show. The limit leaves room for the allocator and test-harness noise.
-    assert!(grown_mib < 40, "peak RSS grew by {grown_mib} MiB");
+    for r in run_h1(passing_target(faults), 28, 50.0, |p| p.connections = 4).await {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        assert_eq!((r.count("passed"), r.count("failed")), (28, 0));
+        assert_eq!(r.summary.response_body_bytes, 28 * BODY);
+        assert_eq!(r.target.body_bytes_sent, 28 * BODY);
+        let grown_mib = (vm_hwm_kib().saturating_sub(before)) / 1024;
+        // 280 MiB went through this process (target and client); holding even two bodies
+        // would show. The limit leaves room for the allocator and test-harness noise.
+        assert!(grown_mib < 40, "peak RSS grew by {grown_mib} MiB");
+    }
 }
 
 // ---------------------------------------------------------------- malformed answers
@@ -491,10 +597,12 @@ async fn garbage_status_line_is_failed_protocol() {
         garbage_status_share: 0.1,
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 200, 400.0, |_| {}).await;
-    assert_eq!((r.count("passed"), r.count("failed")), (180, 20));
-    assert_eq!(r.errors(), errors(&[("protocol", 20)]));
-    assert_eq!(r.target.garbage_statuses, 20);
+    for r in run_h1(passing_target(faults), 200, 400.0, |_| {}).await {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        assert_eq!((r.count("passed"), r.count("failed")), (180, 20));
+        assert_eq!(r.errors(), errors(&[("protocol", 20)]));
+        assert_eq!(r.target.garbage_statuses, 20);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -504,10 +612,12 @@ async fn bad_chunked_encoding_is_failed_protocol_not_passed() {
         bad_chunked_share: 0.1,
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 200, 400.0, |_| {}).await;
-    assert_eq!((r.count("passed"), r.count("failed")), (180, 20));
-    assert_eq!(r.errors(), errors(&[("protocol", 20)]));
-    assert_eq!(r.target.bad_chunked, 20);
+    for r in run_h1(passing_target(faults), 200, 400.0, |_| {}).await {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        assert_eq!((r.count("passed"), r.count("failed")), (180, 20));
+        assert_eq!(r.errors(), errors(&[("protocol", 20)]));
+        assert_eq!(r.target.bad_chunked, 20);
+    }
 }
 
 // ---------------------------------------------------------------- TLS and restarts
@@ -526,21 +636,24 @@ async fn tls_handshake_failure_is_failed_tls_and_the_run_goes_on() {
             ..Faults::default()
         })
     };
-    let r = run_faulted(config, 28, 100.0, |p| {
+    for r in run_h1(config, 28, 100.0, |p| {
         p.target.http = HttpVersion::H1;
         p.connections = 1;
     })
-    .await;
-    assert_eq!((r.count("passed"), r.count("failed")), (23, 5));
-    assert_eq!(r.errors(), errors(&[("tls", 5)]));
-    assert_eq!(r.target.tls_failures, 5);
-    let failed_slots: Vec<u64> = r
-        .records
-        .iter()
-        .filter(|x| x.cls == "failed")
-        .filter_map(|x| x.n)
-        .collect();
-    assert_eq!(failed_slots, [0, 6, 12, 18, 24]);
+    .await
+    {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        assert_eq!((r.count("passed"), r.count("failed")), (23, 5));
+        assert_eq!(r.errors(), errors(&[("tls", 5)]));
+        assert_eq!(r.target.tls_failures, 5);
+        let failed_slots: Vec<u64> = r
+            .records
+            .iter()
+            .filter(|x| x.cls == "failed")
+            .filter_map(|x| x.n)
+            .collect();
+        assert_eq!(failed_slots, [0, 6, 12, 18, 24]);
+    }
 }
 
 /// The target is stopped after about a second and a new one started on the same port
@@ -656,32 +769,34 @@ async fn all_ext_proc_500s_are_unresolved_explained_and_never_passed() {
         },
         ..TargetConfig::default()
     };
-    let r = run_faulted(config, 28, 200.0, |_| {}).await;
-    let s = &r.summary;
-    assert_eq!(r.count("unresolved"), 28);
-    assert_eq!(
-        (r.count("passed"), r.count("blocked"), r.count("failed")),
-        (0, 0, 0)
-    );
-    assert_eq!(s.ext_proc_errors, 28);
-    assert_eq!(s.statuses, [("500".to_string(), 28)].into_iter().collect());
-    assert_eq!(
-        s.detection.attacks.rate, None,
-        "no detection rate from errors"
-    );
-    assert_eq!(s.detection.benign.rate, None);
-    assert_eq!(s.score.overall, None);
-    assert!(
-        s.hints
-            .iter()
-            .any(|h| h.starts_with("28 responses were Envoy ext_proc errors")
-                && h.contains("appProtocol: grpc")),
-        "{:?}",
-        s.hints
-    );
-    assert_eq!(r.target.ext_proc_errors, 28);
-    let text = wafload::report::terminal::render(s, &r.dir);
-    assert!(text.contains("ext_proc"), "{text}");
+    for r in run_h1(config, 28, 200.0, |_| {}).await {
+        eprintln!("HTTP/1.1 engine: {:?}", r.engine);
+        let s = &r.summary;
+        assert_eq!(r.count("unresolved"), 28);
+        assert_eq!(
+            (r.count("passed"), r.count("blocked"), r.count("failed")),
+            (0, 0, 0)
+        );
+        assert_eq!(s.ext_proc_errors, 28);
+        assert_eq!(s.statuses, [("500".to_string(), 28)].into_iter().collect());
+        assert_eq!(
+            s.detection.attacks.rate, None,
+            "no detection rate from errors"
+        );
+        assert_eq!(s.detection.benign.rate, None);
+        assert_eq!(s.score.overall, None);
+        assert!(
+            s.hints
+                .iter()
+                .any(|h| h.starts_with("28 responses were Envoy ext_proc errors")
+                    && h.contains("appProtocol: grpc")),
+            "{:?}",
+            s.hints
+        );
+        assert_eq!(r.target.ext_proc_errors, 28);
+        let text = wafload::report::terminal::render(s, &r.dir);
+        assert!(text.contains("ext_proc"), "{text}");
+    }
 }
 
 // ---------------------------------------------------------------- signals

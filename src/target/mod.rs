@@ -223,6 +223,11 @@ pub struct Faults {
     /// it is read and the connection closed without an answer — what a client sees when its
     /// request crosses the server's idle-timeout close of a kept-alive connection.
     pub drop_after: Option<u32>,
+    /// Close a connection (FIN, no `Connection: close` warning) once it has been idle this
+    /// long — a server's keep-alive idle timeout. A client that reuses such a connection
+    /// writes into a closed socket.
+    #[serde(with = "duration_serde::option")]
+    pub idle_timeout: Option<Duration>,
     /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` the target announces (default 1024).
     pub h2_max_concurrent_streams: Option<u32>,
     /// TLS only: every N-th accepted connection (counting all connections, first = 1) gets
@@ -363,6 +368,8 @@ pub struct TargetStats {
     pub closes: u64,
     /// Requests dropped by closing their kept-alive connection (`drop_after`).
     pub dropped: u64,
+    /// Connections closed for being idle (`idle_timeout`).
+    pub idle_closes: u64,
     /// TLS handshakes sabotaged (`tls_fail_every`).
     pub tls_failures: u64,
     /// Response body bytes the target handed to its connections (all answers).

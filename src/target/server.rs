@@ -90,6 +90,7 @@ pub(crate) struct Counters {
     dripped: AtomicU64,
     closes: AtomicU64,
     dropped: AtomicU64,
+    idle_closes: AtomicU64,
     tls_failures: AtomicU64,
     body_bytes_sent: AtomicU64,
     by_method: [AtomicU64; METHODS.len()],
@@ -138,6 +139,7 @@ impl Counters {
             dripped: get(&self.dripped),
             closes: get(&self.closes),
             dropped: get(&self.dropped),
+            idle_closes: get(&self.idle_closes),
             tls_failures: get(&self.tls_failures),
             body_bytes_sent: get(&self.body_bytes_sent),
             by_method: METHODS
@@ -208,6 +210,8 @@ struct TargetBody {
     /// The pause before a reset has been taken.
     flushed: bool,
     counters: Arc<Counters>,
+    /// Keeps the connection counted as busy until the answer is done (idle timeout).
+    in_flight: Option<InFlight>,
 }
 
 impl TargetBody {
@@ -225,6 +229,7 @@ impl TargetBody {
             end: BodyEnd::Finish,
             flushed: false,
             counters: counters.clone(),
+            in_flight: None,
         }
     }
 
@@ -292,7 +297,10 @@ impl hyper::body::Body for TargetBody {
                 return Poll::Ready(Some(Ok(Frame::data(chunk))));
             }
             match &this.end {
-                BodyEnd::Finish => return Poll::Ready(None),
+                BodyEnd::Finish => {
+                    this.in_flight = None;
+                    return Poll::Ready(None);
+                }
                 _ if !this.flushed => {
                     this.flushed = true;
                     this.sleep = Some(Box::pin(tokio::time::sleep(FLUSH_BEFORE_RESET)));
@@ -327,10 +335,30 @@ enum ConnAction {
     GoAway,
 }
 
+/// A request being answered on a connection; dropping it marks the connection idle again.
+struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    fn start(conn: &Arc<ConnState>) -> InFlight {
+        conn.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(conn.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *lock(&self.0.last_done) = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Per-connection state shared by the connection task and its request handlers.
 struct ConnState {
     /// Requests seen on this connection (health checks excluded).
     requests: AtomicU64,
+    /// Answers in progress, and when the last one finished (for `idle_timeout`).
+    in_flight: AtomicU64,
+    last_done: Mutex<Instant>,
     actions: Mutex<Vec<ConnAction>>,
     wake: Notify,
     /// A duplicate of the socket's descriptor: SO_LINGER 0 for resets, and raw writes of
@@ -572,6 +600,8 @@ async fn serve_connection(
     };
     let conn = Arc::new(ConnState {
         requests: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
+        last_done: Mutex::new(Instant::now()),
         actions: Mutex::new(Vec::new()),
         wake: Notify::new(),
         duplicate: Mutex::new(duplicate),
@@ -611,9 +641,14 @@ async fn drive<I>(
     // Boxed (not stack-pinned) so that it can be dropped before the duplicate descriptor.
     let mut conn = Box::pin(state.builder.serve_connection(io, service));
     let mut draining = false;
+    let idle_timeout = state.config.faults.idle_timeout;
     'serve: loop {
         tokio::select! {
             _ = conn.as_mut() => break,
+            _ = idle_expired(&conn_state, idle_timeout) => {
+                bump(&state.counters.idle_closes);
+                break 'serve;
+            }
             _ = conn_state.wake.notified() => {
                 for action in conn_state.take_actions() {
                     match action {
@@ -639,6 +674,26 @@ async fn drive<I>(
     }
     drop(conn);
     lock(&conn_state.duplicate).take();
+}
+
+/// Resolves once the connection has had no answer in progress for `timeout` (never when
+/// `timeout` is `None`).
+async fn idle_expired(conn: &ConnState, timeout: Option<Duration>) {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    loop {
+        let deadline = *lock(&conn.last_done) + timeout;
+        tokio::time::sleep_until(deadline).await;
+        let idle_since = *lock(&conn.last_done);
+        if conn.in_flight.load(Ordering::Relaxed) == 0 && idle_since + timeout <= Instant::now() {
+            return;
+        }
+        if conn.in_flight.load(Ordering::Relaxed) > 0 {
+            // Busy: look again a timeout from now (the answer's end moves `last_done`).
+            tokio::time::sleep(timeout).await;
+        }
+    }
 }
 
 fn plain_response(
@@ -783,6 +838,16 @@ impl State {
 /// Per-connection faults around the pipeline: `drop_after` drops the request,
 /// `close_after` closes the connection (HTTP/1 `Connection: close`, HTTP/2 GOAWAY).
 async fn handle(state: Arc<State>, conn: Arc<ConnState>, req: Request<Incoming>) -> Answer {
+    let in_flight = InFlight::start(&conn);
+    let mut answer = counted(state, conn, req).await;
+    if let Ok(response) = &mut answer {
+        // The connection is busy until the body is done, not just the head.
+        response.body_mut().in_flight = Some(in_flight);
+    }
+    answer
+}
+
+async fn counted(state: Arc<State>, conn: Arc<ConnState>, req: Request<Incoming>) -> Answer {
     let is_health =
         req.uri().path() == HEALTH_PATH && matches!(*req.method(), Method::GET | Method::HEAD);
     if is_health {

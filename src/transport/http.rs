@@ -426,7 +426,13 @@ impl Session for HttpSession {
 impl HttpSession {
     async fn exchange_wire(&mut self, planned: &PreparedRequest, id: HeaderValue) -> Outcome {
         for attempt in 0..2 {
-            let (mut conn, reused) = match self.wire.take() {
+            // A kept-alive connection the server has closed meanwhile (idle timeout) is
+            // replaced before anything is written to it.
+            let kept = self
+                .wire
+                .take()
+                .and_then(|mut c| (!c.peer_closed()).then_some(c));
+            let (mut conn, reused) = match kept {
                 Some(c) => (c, true),
                 None => match self.endpoint.open().await {
                     Ok(opened) => (WireConn::new(opened.io), false),
@@ -434,7 +440,12 @@ impl HttpSession {
                 },
             };
             let ex = conn
-                .exchange(planned, &self.endpoint.request_id_header, &id)
+                .exchange(
+                    planned,
+                    &self.endpoint.request_id_header,
+                    &id,
+                    &mut self.head_seen,
+                )
                 .await;
             if ex.reusable {
                 self.wire = Some(conn);
