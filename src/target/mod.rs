@@ -8,9 +8,14 @@
 //! 3. reads the whole body (at most [`MAX_BODY_BYTES`], else 413);
 //! 4. looks for [`TargetConfig::markers`] (see [`is_malicious`]);
 //! 5. queues for a worker if [`Capacity`] is set, then sleeps the [`Delay`];
-//! 6. applies the injected fault (500, Envoy ext_proc 500, reset, stall), if any;
+//! 6. applies the injected fault (500, Envoy ext_proc 500, reset before / after the headers
+//!    / mid-body, garbage status line, broken chunked body, stall, slow drip), if any;
 //! 7. blocks (or logs in monitoring mode, or passes when failing open) malicious requests;
-//! 8. answers 200 `ok <request id>` otherwise, after the optional upstream service time.
+//! 8. answers 200 `ok <request id>` otherwise (padded to `pass_body_bytes`), after the
+//!    optional upstream service time.
+//!
+//! Per connection, besides: `close_after` (HTTP/1 `Connection: close`, HTTP/2 GOAWAY),
+//! `drop_after`, `idle_timeout`, `h2_max_concurrent_streams` and `tls_fail_every`.
 //!
 //! Fault shares are exact, not just expected: faults are dealt without replacement in
 //! blocks of [`FAULT_BLOCK`] arrivals, so after every 100·k requests each fault kind has been

@@ -835,8 +835,7 @@ impl State {
     }
 }
 
-/// Per-connection faults around the pipeline: `drop_after` drops the request,
-/// `close_after` closes the connection (HTTP/1 `Connection: close`, HTTP/2 GOAWAY).
+/// Every request: marks the connection busy until its answer is done (for `idle_timeout`).
 async fn handle(state: Arc<State>, conn: Arc<ConnState>, req: Request<Incoming>) -> Answer {
     let in_flight = InFlight::start(&conn);
     let mut answer = counted(state, conn, req).await;
@@ -847,6 +846,8 @@ async fn handle(state: Arc<State>, conn: Arc<ConnState>, req: Request<Incoming>)
     answer
 }
 
+/// Per-connection faults around the pipeline: `drop_after` drops the request,
+/// `close_after` closes the connection (HTTP/1 `Connection: close`, HTTP/2 GOAWAY).
 async fn counted(state: Arc<State>, conn: Arc<ConnState>, req: Request<Incoming>) -> Answer {
     let is_health =
         req.uri().path() == HEALTH_PATH && matches!(*req.method(), Method::GET | Method::HEAD);
