@@ -1,13 +1,12 @@
 //! `wafload capacity`: the highest rate that meets the SLO, and detection at each step.
 
 use super::analysis_flags::{parse_slo, write_json};
-use super::run::{parse_rate, resolve_profile, LoadFlags, TargetFlags};
+use super::run::{parse_rate, ProfileArgs};
 use crate::analysis::capacity::{render, search, CapacityOptions};
 use crate::analysis::slo::Slo;
 use crate::error::Error;
-use crate::profile::{parse_duration, Overrides};
+use crate::profile::parse_duration;
 use clap::Args;
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
@@ -17,8 +16,8 @@ bisects. Put detection in the SLO (detection>=0.9) to make failing open a failur
 reported either way.\nExample: wafload capacity --profile p.yaml --slo 'p99<50ms,errors<1%' --budget 5m"
 )]
 pub struct CapacityArgs {
-    #[arg(short, long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: ProfileArgs,
     /// The SLO each step must meet.
     #[arg(long, value_name = "TERMS", value_parser = parse_slo)]
     pub slo: Slo,
@@ -43,12 +42,6 @@ pub struct CapacityArgs {
     /// Exit 1 when the sustainable rate is below this.
     #[arg(long, value_name = "REQ/S", value_parser = parse_rate)]
     pub require: Option<f64>,
-    #[command(flatten)]
-    pub target: TargetFlags,
-    #[command(flatten)]
-    pub load: LoadFlags,
-    #[arg(long, value_name = "DIR")]
-    pub results_dir: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -60,11 +53,7 @@ pub async fn execute(args: CapacityArgs) -> Result<u8, Error> {
     if !(args.precision > 0.0 && args.precision < 1.0) {
         return Err(Error::flag("--precision", "must be between 0 and 1"));
     }
-    let mut overrides = Overrides::default();
-    args.target.apply_to(&mut overrides);
-    args.load.apply_to(&mut overrides);
-    overrides.results_dir = args.results_dir.clone();
-    let (profile, _) = resolve_profile(args.profile.as_ref(), &overrides)?;
+    let (profile, _) = args.common.resolve()?;
     let mut options = CapacityOptions::new(args.slo.clone());
     options.start_rate = args.start_rate;
     options.max_rate = args.max_rate;

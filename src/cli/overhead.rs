@@ -1,16 +1,15 @@
 //! `wafload overhead`: latency the WAF adds, WAF path vs baseline path, interleaved.
 
 use super::analysis_flags::{gate, parse_slo, write_json};
-use super::run::{resolve_profile, LoadFlags, TargetFlags};
+use super::run::ProfileArgs;
 use crate::analysis::compare::ArmData;
 use crate::analysis::interleave::{interleave, pairs_for, Arm, DEFAULT_BLOCK};
 use crate::analysis::overhead::{overhead, render};
 use crate::analysis::slo::Slo;
 use crate::error::Error;
-use crate::profile::{parse_duration, Overrides, TargetSpec};
+use crate::profile::{parse_duration, TargetSpec};
 use crate::run::{run, RunOptions};
 use clap::Args;
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
@@ -21,8 +20,8 @@ x-envoy-upstream-service-time alone (total − upstream = gateway + filter time)
 Example: wafload overhead --profile profiles/lab-overhead.yaml --duration 60s --slo 'p99<20ms'"
 )]
 pub struct OverheadArgs {
-    #[arg(short, long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: ProfileArgs,
     /// Baseline URL (the same service without the WAF); overrides the profile's `baseline.url`.
     #[arg(long, value_name = "URL")]
     pub baseline: Option<String>,
@@ -32,22 +31,12 @@ pub struct OverheadArgs {
     /// SLO the WAF path must meet; exit 1 when missed.
     #[arg(long, value_name = "TERMS", value_parser = parse_slo)]
     pub slo: Option<Slo>,
-    #[command(flatten)]
-    pub target: TargetFlags,
-    #[command(flatten)]
-    pub load: LoadFlags,
-    #[arg(long, value_name = "DIR")]
-    pub results_dir: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn execute(args: OverheadArgs) -> Result<u8, Error> {
-    let mut overrides = Overrides::default();
-    args.target.apply_to(&mut overrides);
-    args.load.apply_to(&mut overrides);
-    overrides.results_dir = args.results_dir.clone();
-    let (profile, origin) = resolve_profile(args.profile.as_ref(), &overrides)?;
+    let (profile, origin) = args.common.resolve()?;
     let mut baseline_spec: Option<TargetSpec> = profile.baseline.clone();
     if let Some(url) = &args.baseline {
         let mut spec = baseline_spec.unwrap_or_else(|| profile.target.clone());

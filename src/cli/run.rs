@@ -166,6 +166,33 @@ impl LoadFlags {
     }
 }
 
+/// The profile and the flags that override it, shared by the commands that run traffic
+/// (overhead, capacity, sweep).
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Profile file (YAML); flags override its values.
+    #[arg(short, long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetFlags,
+    #[command(flatten)]
+    pub load: LoadFlags,
+    /// Folder for run folders (default: results).
+    #[arg(long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+}
+
+impl ProfileArgs {
+    /// The profile with every flag applied, and where it came from.
+    pub fn resolve(&self) -> Result<(Profile, String), Error> {
+        let mut overrides = Overrides::default();
+        self.target.apply_to(&mut overrides);
+        self.load.apply_to(&mut overrides);
+        overrides.results_dir = self.results_dir.clone();
+        resolve_profile(self.profile.as_ref(), &overrides)
+    }
+}
+
 /// Loads the profile (if any) and applies the flags; returns it with its origin label.
 pub fn resolve_profile(
     path: Option<&PathBuf>,

@@ -1,10 +1,10 @@
 //! `wafload sweep`: latency per request-body size, for one profile or two side by side.
 
 use super::analysis_flags::write_json;
-use super::run::{resolve_profile, LoadFlags, TargetFlags};
+use super::run::{resolve_profile, ProfileArgs};
 use crate::analysis::sweep::{parse_body_sizes, render, sweep, BodySizes};
 use crate::error::Error;
-use crate::profile::{Overrides, Profile};
+use crate::profile::Profile;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -14,8 +14,8 @@ use std::path::PathBuf;
 STREAMED vs BUFFERED: wafload sweep --profile buffered.yaml --profile-b streamed.yaml --body-sizes 1k,16k,64k,256k,1m --duration 10s"
 )]
 pub struct SweepArgs {
-    #[arg(short, long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: ProfileArgs,
     /// A second profile swept the same way (e.g. the other body mode); verdicts compare B to A.
     #[arg(long, value_name = "FILE")]
     pub profile_b: Option<PathBuf>,
@@ -26,27 +26,21 @@ pub struct SweepArgs {
     pub label_a: String,
     #[arg(long, default_value = "B")]
     pub label_b: String,
-    #[command(flatten)]
-    pub target: TargetFlags,
-    #[command(flatten)]
-    pub load: LoadFlags,
-    #[arg(long, value_name = "DIR")]
-    pub results_dir: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn execute(args: SweepArgs) -> Result<u8, Error> {
-    let mut overrides = Overrides::default();
-    args.target.apply_to(&mut overrides);
-    args.load.apply_to(&mut overrides);
-    overrides.results_dir = args.results_dir.clone();
-    let (mut a, _) = resolve_profile(args.profile.as_ref(), &overrides)?;
+    let (mut a, _) = args.common.resolve()?;
     if a.duration.is_none() && a.requests.is_none() && a.stages.is_empty() {
         a.duration = Some(std::time::Duration::from_secs(5));
     }
     let mut arms: Vec<(String, Profile)> = vec![(args.label_a.clone(), a.clone())];
     if let Some(pb) = &args.profile_b {
+        let mut overrides = crate::profile::Overrides::default();
+        args.common.target.apply_to(&mut overrides);
+        args.common.load.apply_to(&mut overrides);
+        overrides.results_dir = args.common.results_dir.clone();
         let (mut b, _) = resolve_profile(Some(pb), &overrides)?;
         if b.duration.is_none() && b.requests.is_none() && b.stages.is_empty() {
             b.duration = a.duration;

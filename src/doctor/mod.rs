@@ -16,7 +16,7 @@ use crate::profile::Profile;
 use crate::transport::http::{Endpoint, HttpTransport};
 use crate::transport::{ErrorKind, Outcome, Session, Transport};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderValue, Method};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -274,29 +274,17 @@ fn probe_requests(profile: &Profile) -> Result<Vec<(PreparedRequest, String)>, E
         .url
         .parse()
         .map_err(|e| Error::flag("--target", format!("{e}")))?;
-    let host = match &profile.target.host {
-        Some(h) => h.clone(),
-        None => uri.authority().map(|a| a.to_string()).unwrap_or_default(),
-    };
-    let mut common = HeaderMap::new();
-    common.insert(
-        http::header::HOST,
-        HeaderValue::from_str(&host)
-            .map_err(|_| Error::flag("--host", format!("{host:?} is not a valid Host value")))?,
-    );
-    common.insert(
-        http::header::USER_AGENT,
-        HeaderValue::from_str(&format!("wafload/{} doctor", env!("CARGO_PKG_VERSION")))
-            .expect("ascii"),
-    );
-    common.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
-    for (name, value) in &profile.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            common.insert(n, v);
-        }
+    let mut common = crate::plan::common_headers(profile)?;
+    if !profile
+        .headers
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("user-agent"))
+    {
+        common.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_str(&format!("wafload/{} doctor", env!("CARGO_PKG_VERSION")))
+                .expect("ascii"),
+        );
     }
     let base = uri.path();
     PROBES

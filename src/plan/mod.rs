@@ -198,36 +198,7 @@ impl Plan {
         extra: Vec<crate::openapi::OpenApiRequest>,
         notes: Vec<String>,
     ) -> Result<Plan, Error> {
-        let url: http::Uri = profile
-            .target
-            .url
-            .parse()
-            .map_err(|e| Error::flag("--target", format!("{e}")))?;
-        let host = match &profile.target.host {
-            Some(h) => h.clone(),
-            None => url
-                .authority()
-                .map(|a| a.to_string())
-                .ok_or_else(|| Error::flag("--target", "URL has no host"))?,
-        };
-        let host_value = HeaderValue::from_str(&host)
-            .map_err(|_| Error::flag("--host", format!("{host:?} is not a valid Host value")))?;
-        let mut common = HeaderMap::new();
-        common.insert(http::header::HOST, host_value);
-        for (name, value) in default_headers() {
-            common.insert(name, HeaderValue::from_str(&value).expect("ascii"));
-        }
-        for (name, value) in &profile.headers {
-            let n = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| Error::flag("--header", format!("{name:?} is not a header name")))?;
-            let v = HeaderValue::from_str(value).map_err(|_| {
-                Error::flag(
-                    "--header",
-                    format!("value of {name} is not a valid header value"),
-                )
-            })?;
-            common.insert(n, v);
-        }
+        let common = common_headers(profile)?;
 
         let secrets = SecretHeaders::new(&profile.secret_headers);
         let mut sources = Vec::with_capacity(expanded.len());
@@ -526,6 +497,42 @@ impl Plan {
     pub fn source_for_slot(&self, slot: u64) -> &Source {
         &self.sources[self.request_for_slot(slot).source as usize]
     }
+}
+
+/// Headers every request of a profile carries: Host (the override or the URL's authority),
+/// the defaults, then the profile's own headers (which win).
+pub fn common_headers(profile: &Profile) -> Result<HeaderMap, Error> {
+    let url: http::Uri = profile
+        .target
+        .url
+        .parse()
+        .map_err(|e| Error::flag("--target", format!("{e}")))?;
+    let host = match &profile.target.host {
+        Some(h) => h.clone(),
+        None => url
+            .authority()
+            .map(|a| a.to_string())
+            .ok_or_else(|| Error::flag("--target", "URL has no host"))?,
+    };
+    let host_value = HeaderValue::from_str(&host)
+        .map_err(|_| Error::flag("--host", format!("{host:?} is not a valid Host value")))?;
+    let mut common = HeaderMap::new();
+    common.insert(http::header::HOST, host_value);
+    for (name, value) in default_headers() {
+        common.insert(name, HeaderValue::from_str(&value).expect("ascii"));
+    }
+    for (name, value) in &profile.headers {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::flag("--header", format!("{name:?} is not a header name")))?;
+        let v = HeaderValue::from_str(value).map_err(|_| {
+            Error::flag(
+                "--header",
+                format!("value of {name} is not a valid header value"),
+            )
+        })?;
+        common.insert(n, v);
+    }
+    Ok(common)
 }
 
 /// What a secret header value is replaced with in results, logs and reports.

@@ -7,15 +7,22 @@ use std::time::Duration;
 /// Parses "10s", "1m30s", "250ms", or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        return Err(format!("{text:?} is not a valid duration"));
+    let duration = match t.parse::<f64>() {
+        Ok(secs) => seconds(secs).map_err(|why| format!("{text:?} {why}"))?,
+        Err(_) => humantime::parse_duration(t)
+            .map_err(|e| format!("{text:?} is not a duration like 10s, 500ms or 2m ({e})"))?,
+    };
+    if duration > MAX_DURATION {
+        return Err(format!("{text:?} {TOO_LONG}"));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("{text:?} is not a duration like 10s, 500ms or 2m ({e})"))
+    Ok(duration)
 }
+
+/// Longest duration accepted anywhere (run length, stage, timeout). Far beyond any real
+/// use, and far below what `Instant + Duration` can hold, so time arithmetic never overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+const TOO_LONG: &str = "is longer than 100 years";
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -33,10 +40,28 @@ pub fn field_error<E: serde::de::Error>(field: &str, message: impl std::fmt::Dis
 /// Separator around the field name inside custom error messages.
 pub const FIELD_MARK: char = '\u{1}';
 
+/// A number of seconds as a duration; negative, NaN and too large values are errors
+/// (`Duration::from_secs_f64` would panic on the largest).
+fn seconds(secs: f64) -> Result<Duration, String> {
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err("is not a valid duration".to_string());
+    }
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(TOO_LONG.to_string()),
+    }
+}
+
 fn raw_to_duration<E: serde::de::Error>(field: &str, raw: Raw) -> Result<Duration, E> {
     match raw {
-        Raw::Num(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),
-        Raw::Num(n) => Err(field_error(field, format!("{n} is not a valid duration"))),
+        Raw::Num(n) => seconds(n).map_err(|why| {
+            let shown = if n.abs() < 1e15 {
+                n.to_string()
+            } else {
+                format!("{n:e}")
+            };
+            field_error(field, format!("{shown} {why}"))
+        }),
         Raw::Text(t) => parse_duration(&t).map_err(|e| field_error(field, e)),
     }
 }

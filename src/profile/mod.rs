@@ -649,6 +649,7 @@ pub fn yaml_error_in(path: &Path, text: &str, e: &serde_yaml_ng::Error) -> Profi
                 *message = format!("{prefix}{field}: {detail}");
             }
         }
+        message.retain(|c| c != mark);
     }
     err
 }
@@ -672,6 +673,18 @@ pub fn yaml_error(path: &Path, e: &serde_yaml_ng::Error) -> ProfileError {
         Some(i) => full[..i].to_string(),
         None => full.clone(),
     };
+    // Messages quote the offending key or value, which may hold line breaks or other
+    // control characters: escape them so the error stays one line.
+    // (The field mark used by `yaml_error_in` is kept; it is removed there.)
+    let message: String = message
+        .chars()
+        .flat_map(|c| match c {
+            c if c.is_control() && c != duration_serde::FIELD_MARK => {
+                c.escape_default().collect::<Vec<_>>()
+            }
+            c => vec![c],
+        })
+        .collect();
     match e.location() {
         Some(loc) => ProfileError::Syntax {
             path: path.to_path_buf(),

@@ -19,14 +19,56 @@ use crate::error::Error;
 use crate::plan::Source;
 use std::path::Path;
 
-/// Reads a run's summary.
+/// Reads a run's summary. Counts beyond 2^53 are rejected: no run gets near them, so the
+/// file was edited or corrupted, and sums of such counts would overflow in the reports.
 pub fn load_summary(dir: &Path) -> Result<Summary, Error> {
     let path = dir.join(SUMMARY_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Results {
+    let summary = serde_json::from_str(&text).map_err(|e| Error::Results {
         path: path.clone(),
         message: format!("line {}: {e}", e.line()),
-    })
+    })?;
+    if let Ok(tree) = serde_json::from_str::<serde_json::Value>(&text) {
+        if let Some(field) = integer_out_of_range(&tree, "") {
+            return Err(Error::Results {
+                path,
+                message: format!("{field} is out of range (counts and times are at most 2^53)"),
+            });
+        }
+    }
+    Ok(summary)
+}
+
+/// Largest integer a results file may hold (exact in a double, like JSON readers expect).
+const MAX_RESULT_INTEGER: u64 = 1 << 53;
+
+/// The first integer beyond ±2^53, as `path = value`; seeds (any u64) are exempt.
+fn integer_out_of_range(value: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            let too_big = n.as_u64().is_some_and(|v| v > MAX_RESULT_INTEGER)
+                || n.as_i64()
+                    .is_some_and(|v| v.unsigned_abs() > MAX_RESULT_INTEGER);
+            too_big.then(|| format!("{at} = {n}"))
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| integer_out_of_range(v, &format!("{at}[{i}]"))),
+        Value::Object(fields) => fields
+            .iter()
+            .filter(|(key, _)| key.as_str() != "seed")
+            .find_map(|(key, v)| {
+                let path = if at.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{at}.{key}")
+                };
+                integer_out_of_range(v, &path)
+            }),
+        _ => None,
+    }
 }
 
 /// Reads a run's sources (labels of corpus requests).

@@ -219,10 +219,25 @@ pub async fn run_workers<T: Transport>(
     }
     drop(job_rx);
     drop(completions);
+    // Connections shared between engine threads (the HTTP/2 pool) run as tasks on the
+    // runtime of the thread that opened them; a runtime that ended early would take them
+    // down under requests still in flight on other threads. So every engine thread keeps its
+    // runtime (and its connection tasks) alive until all engine threads are done.
+    let engines_left = Arc::new(AtomicU64::new(groups.len() as u64));
+    let (all_done_tx, all_done_rx) = tokio::sync::watch::channel(false);
+    let all_done_tx = Arc::new(all_done_tx);
+    let engine_done = move |left: &AtomicU64, tx: &tokio::sync::watch::Sender<bool>| {
+        if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _ = tx.send(true);
+        }
+    };
     let engines: Vec<_> = groups
         .into_iter()
         .enumerate()
         .map(|(t, group)| {
+            let left = engines_left.clone();
+            let done_tx = all_done_tx.clone();
+            let mut done_rx = all_done_rx.clone();
             std::thread::Builder::new()
                 .name(format!("wafload-engine-{t}"))
                 .spawn(move || -> u64 {
@@ -231,7 +246,10 @@ pub async fn run_workers<T: Transport>(
                         .build()
                     {
                         Ok(r) => r,
-                        Err(_) => return 0,
+                        Err(_) => {
+                            engine_done(&left, &done_tx);
+                            return 0;
+                        }
                     };
                     runtime.block_on(async move {
                         let handles: Vec<_> = group.into_iter().map(tokio::spawn).collect();
@@ -239,6 +257,8 @@ pub async fn run_workers<T: Transport>(
                         for h in handles {
                             sent += h.await.unwrap_or(0);
                         }
+                        engine_done(&left, &done_tx);
+                        let _ = done_rx.wait_for(|done| *done).await;
                         sent
                     })
                 })

@@ -129,12 +129,12 @@ impl RateSchedule {
         if self.tail_rate.is_some() {
             return None;
         }
-        Some(Duration::from_secs_f64(
-            self.segments
-                .last()
-                .map(|s| s.start_secs + s.secs)
-                .unwrap_or(0.0),
-        ))
+        let secs = self
+            .segments
+            .last()
+            .map(|s| s.start_secs + s.secs)
+            .unwrap_or(0.0);
+        Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
     }
 
     /// Intended send time of arrival `i` (0-based) relative to the start, or `None` past
@@ -154,7 +154,8 @@ impl RateSchedule {
                     let a = (s.r1 - s.r0) / s.secs; // rate slope
                     (-s.r0 + (s.r0 * s.r0 + 2.0 * a * k).max(0.0).sqrt()) / a
                 };
-                return Some(Duration::from_secs_f64(s.start_secs + t.clamp(0.0, s.secs)));
+                // An offset too large for a Duration (absurd stage lengths) ends the schedule.
+                return Duration::try_from_secs_f64(s.start_secs + t.clamp(0.0, s.secs)).ok();
             }
         }
         let rate = self.tail_rate?;
@@ -164,7 +165,8 @@ impl RateSchedule {
             .map(|s| s.start_secs + s.secs)
             .unwrap_or(0.0);
         let k = i - self.finite_count();
-        Some(Duration::from_secs_f64(end + k.max(0.0) / rate))
+        // Past what a Duration can hold (a tiny rate and a huge slot number): the end.
+        Duration::try_from_secs_f64(end + k.max(0.0) / rate).ok()
     }
 
     /// Mean rate over the whole schedule (requests per second), for display.

@@ -13,13 +13,18 @@ use tokio::time::Instant;
 use crate::target::{Delay, Faults, TargetConfig, TargetError, FAULT_BLOCK};
 
 /// What happens to one request besides marker matching.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum FaultOutcome {
     Normal,
     Error500,
     ExtProcError,
     Reset,
     Stall,
+    ResetAfterHeaders,
+    ResetMidBody,
+    GarbageStatus,
+    BadChunked,
+    SlowDrip,
 }
 
 /// Deals fault outcomes in shuffled blocks with exact counts, and draws delays; one instance
@@ -27,18 +32,25 @@ pub(crate) enum FaultOutcome {
 pub(crate) struct Dice {
     fault_rng: ChaCha8Rng,
     delay_rng: ChaCha8Rng,
-    /// Shares in the order error_500, ext_proc, reset, stall.
-    shares: [f64; 4],
+    /// Shares in the order of [`KINDS`].
+    shares: [f64; KINDS.len()],
     delay: Delay,
     arrivals: u64,
     block: Vec<FaultOutcome>,
 }
 
-const KINDS: [FaultOutcome; 4] = [
+/// Kinds in dealing order. New kinds go at the end so that a config without them deals the
+/// same blocks (and so the same sequence) as before they existed.
+const KINDS: [FaultOutcome; 9] = [
     FaultOutcome::Error500,
     FaultOutcome::ExtProcError,
     FaultOutcome::Reset,
     FaultOutcome::Stall,
+    FaultOutcome::ResetAfterHeaders,
+    FaultOutcome::ResetMidBody,
+    FaultOutcome::GarbageStatus,
+    FaultOutcome::BadChunked,
+    FaultOutcome::SlowDrip,
 ];
 
 impl Dice {
@@ -52,6 +64,11 @@ impl Dice {
                 faults.ext_proc_error_share,
                 faults.reset_share,
                 faults.stall_share,
+                faults.reset_after_headers_share,
+                faults.reset_mid_body_share,
+                faults.garbage_status_share,
+                faults.bad_chunked_share,
+                faults.slow_drip_share,
             ],
             delay: delay.clone(),
             arrivals: 0,
@@ -218,6 +235,14 @@ pub(crate) fn validate(config: &TargetConfig) -> Result<(), TargetError> {
         ("faults.ext_proc_error_share", f.ext_proc_error_share),
         ("faults.reset_share", f.reset_share),
         ("faults.stall_share", f.stall_share),
+        (
+            "faults.reset_after_headers_share",
+            f.reset_after_headers_share,
+        ),
+        ("faults.reset_mid_body_share", f.reset_mid_body_share),
+        ("faults.garbage_status_share", f.garbage_status_share),
+        ("faults.bad_chunked_share", f.bad_chunked_share),
+        ("faults.slow_drip_share", f.slow_drip_share),
     ];
     for (name, share) in shares {
         if !(0.0..=1.0).contains(&share) {
@@ -227,8 +252,32 @@ pub(crate) fn validate(config: &TargetConfig) -> Result<(), TargetError> {
     let total: f64 = shares.iter().map(|(_, s)| s).sum();
     if total > 1.0 + 1e-9 {
         return invalid(format!(
-            "faults: error_500_share + ext_proc_error_share + reset_share + stall_share = {total} exceeds 1"
+            "faults: the *_share fields sum to {total}, which exceeds 1"
         ));
+    }
+    if config.tls && (f.garbage_status_share > 0.0 || f.bad_chunked_share > 0.0) {
+        return invalid(
+            "faults.garbage_status_share and bad_chunked_share need a plain-text target (tls: false): malformed bytes cannot be written inside TLS".to_string(),
+        );
+    }
+    if f.slow_drip_share > 0.0 && f.slow_drip.chunk == 0 {
+        return invalid("faults.slow_drip.chunk must be at least 1".to_string());
+    }
+    for (name, value) in [
+        ("faults.close_after", f.close_after),
+        ("faults.drop_after", f.drop_after),
+        (
+            "faults.h2_max_concurrent_streams",
+            f.h2_max_concurrent_streams,
+        ),
+        ("faults.tls_fail_every", f.tls_fail_every),
+    ] {
+        if value == Some(0) {
+            return invalid(format!("{name} must be at least 1"));
+        }
+    }
+    if f.tls_fail_every.is_some() && !config.tls {
+        return invalid("faults.tls_fail_every needs tls: true".to_string());
     }
     if let Some(capacity) = &f.capacity {
         if capacity.workers == 0 {

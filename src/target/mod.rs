@@ -8,9 +8,14 @@
 //! 3. reads the whole body (at most [`MAX_BODY_BYTES`], else 413);
 //! 4. looks for [`TargetConfig::markers`] (see [`is_malicious`]);
 //! 5. queues for a worker if [`Capacity`] is set, then sleeps the [`Delay`];
-//! 6. applies the injected fault (500, Envoy ext_proc 500, reset, stall), if any;
+//! 6. applies the injected fault (500, Envoy ext_proc 500, reset before / after the headers
+//!    / mid-body, garbage status line, broken chunked body, stall, slow drip), if any;
 //! 7. blocks (or logs in monitoring mode, or passes when failing open) malicious requests;
-//! 8. answers 200 `ok <request id>` otherwise, after the optional upstream service time.
+//! 8. answers 200 `ok <request id>` otherwise (padded to `pass_body_bytes`), after the
+//!    optional upstream service time.
+//!
+//! Per connection, besides: `close_after` (HTTP/1 `Connection: close`, HTTP/2 GOAWAY),
+//! `drop_after`, `idle_timeout`, `h2_max_concurrent_streams` and `tls_fail_every`.
 //!
 //! Fault shares are exact, not just expected: faults are dealt without replacement in
 //! blocks of [`FAULT_BLOCK`] arrivals, so after every 100·k requests each fault kind has been
@@ -161,8 +166,10 @@ pub struct QuantilePoint {
     pub at: Duration,
 }
 
-/// Injected misbehaviour. The four shares (`error_500_share`, `ext_proc_error_share`,
-/// `reset_share`, `stall_share`) are exclusive outcomes of one draw and must sum to at most 1.
+/// Injected misbehaviour. The nine `*_share` fields (`error_500_share`,
+/// `ext_proc_error_share`, `reset_share`, `stall_share`, `reset_after_headers_share`,
+/// `reset_mid_body_share`, `garbage_status_share`, `bad_chunked_share`, `slow_drip_share`)
+/// are exclusive outcomes of one draw and must sum to at most 1.
 /// They are dealt in shuffled blocks of [`FAULT_BLOCK`] arrivals with exact counts, so after
 /// `n = 100·k` requests a kind with share `s` has been injected exactly `round(s·n)` times
 /// (when the shares sum to 1 rounding may move one request per block between kinds).
@@ -196,6 +203,74 @@ pub struct Faults {
     /// milliseconds, in [`UPSTREAM_SERVICE_TIME_HEADER`] — gateway plus upstream time.
     #[serde(with = "duration_serde::option")]
     pub upstream_service_time: Option<Duration>,
+    /// Share answered with status and headers (a 200 promising a body), then reset before
+    /// any body byte: HTTP/1 closes the TCP connection with an RST, HTTP/2 resets the stream.
+    pub reset_after_headers_share: f64,
+    /// Share answered with status, headers and the first half of the body, then reset as above.
+    pub reset_mid_body_share: f64,
+    /// Share answered with a line that is not an HTTP status line, then the connection is
+    /// closed. Plain-text HTTP/1 only (on HTTP/2 the stream is reset instead).
+    pub garbage_status_share: f64,
+    /// Share answered `200` with `Transfer-Encoding: chunked` and a chunk-size line that is
+    /// not hex, then the connection is closed. Plain-text HTTP/1 only (HTTP/2: stream reset).
+    pub bad_chunked_share: f64,
+    /// Share whose response body is trickled as [`Faults::slow_drip`] describes.
+    pub slow_drip_share: f64,
+    /// Shape of a slow-drip body.
+    pub slow_drip: Drip,
+    /// Pad every 200 answer to exactly this many body bytes, streamed from a static buffer
+    /// so the target's memory does not grow with it (big-body and memory tests).
+    pub pass_body_bytes: Option<u64>,
+    /// Close connections after this many requests. HTTP/1: the N-th answer on a connection
+    /// carries `Connection: close` and the connection closes after it (nginx
+    /// `keepalive_requests`); HTTP/2: a GOAWAY is sent when the N-th stream arrives and the
+    /// connection ends once its streams are done.
+    pub close_after: Option<u32>,
+    /// HTTP/1 only: once a connection has answered this many requests, the next request on
+    /// it is read and the connection closed without an answer — what a client sees when its
+    /// request crosses the server's idle-timeout close of a kept-alive connection.
+    pub drop_after: Option<u32>,
+    /// Close a connection (FIN, no `Connection: close` warning) once it has been idle this
+    /// long — a server's keep-alive idle timeout. A client that reuses such a connection
+    /// writes into a closed socket.
+    #[serde(with = "duration_serde::option")]
+    pub idle_timeout: Option<Duration>,
+    /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` the target announces (default 1024).
+    pub h2_max_concurrent_streams: Option<u32>,
+    /// TLS only: every N-th accepted connection (counting all connections, first = 1) gets
+    /// bytes that are not TLS instead of a ServerHello and is closed.
+    pub tls_fail_every: Option<u32>,
+}
+
+/// A body trickled `chunk` bytes at a time, one chunk every `every`, `bytes` in total.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Drip {
+    /// Total body bytes.
+    pub bytes: u64,
+    /// Bytes per chunk (at least 1).
+    pub chunk: u64,
+    /// Time between chunks (the first chunk is sent at once).
+    #[serde(with = "duration_serde")]
+    pub every: Duration,
+}
+
+impl Default for Drip {
+    fn default() -> Self {
+        Drip {
+            bytes: 1024,
+            chunk: 64,
+            every: Duration::from_millis(50),
+        }
+    }
+}
+
+impl Drip {
+    /// Time from the first to the last chunk.
+    pub fn length(&self) -> Duration {
+        let chunks = self.bytes.div_ceil(self.chunk.max(1));
+        self.every * chunks.saturating_sub(1).min(u32::MAX as u64) as u32
+    }
 }
 
 /// Every request arriving in `[after, after + length)` after target start is answered no
@@ -249,6 +324,7 @@ pub enum TargetError {
 
 /// A snapshot of the target's counters, for comparing what wafload saw with what was sent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TargetStats {
     /// Requests seen, excluding health checks.
     pub requests: u64,
@@ -284,6 +360,27 @@ pub struct TargetStats {
     pub health_checks: u64,
     /// Accepted TCP connections.
     pub connections: u64,
+    /// Resets after the response headers (`reset_after_headers_share`).
+    pub resets_after_headers: u64,
+    /// Resets in the middle of the body (`reset_mid_body_share`).
+    pub resets_mid_body: u64,
+    /// Garbage status lines sent (`garbage_status_share`).
+    pub garbage_statuses: u64,
+    /// Broken chunked bodies sent (`bad_chunked_share`).
+    pub bad_chunked: u64,
+    /// Slow-drip bodies started (`slow_drip_share`).
+    pub dripped: u64,
+    /// Connections told to close: HTTP/1 `Connection: close` answers and HTTP/2 GOAWAYs
+    /// (`close_after`).
+    pub closes: u64,
+    /// Requests dropped by closing their kept-alive connection (`drop_after`).
+    pub dropped: u64,
+    /// Connections closed for being idle (`idle_timeout`).
+    pub idle_closes: u64,
+    /// TLS handshakes sabotaged (`tls_fail_every`).
+    pub tls_failures: u64,
+    /// Response body bytes the target handed to its connections (all answers).
+    pub body_bytes_sent: u64,
     /// Requests per method (upper case; unusual methods under `OTHER`).
     pub by_method: BTreeMap<String, u64>,
 }
@@ -329,6 +426,14 @@ impl RunningTarget {
     /// Current counters.
     pub fn stats(&self) -> TargetStats {
         self.counters.snapshot()
+    }
+
+    /// Shuts down like [`RunningTarget::shutdown`] and returns the final counters, which then
+    /// include requests that were still in flight when shutdown began.
+    pub async fn stop(self) -> TargetStats {
+        let counters = self.counters.clone();
+        self.shutdown().await;
+        counters.snapshot()
     }
 
     /// Stops accepting, lets in-flight requests finish for at most [`SHUTDOWN_GRACE`], then

@@ -1001,3 +1001,83 @@ async fn reset_fault_over_tls_h1() {
     })
     .await
 }
+
+#[test]
+fn new_fault_fields_are_validated_by_name() {
+    let message = |config: &TargetConfig| validate(config).unwrap_err().to_string();
+    let mut config = TargetConfig::default();
+    config.faults.reset_mid_body_share = 0.6;
+    config.faults.slow_drip_share = 0.6;
+    assert!(message(&config).contains("exceeds 1"));
+
+    let mut config = TargetConfig::default();
+    config.faults.garbage_status_share = 1.5;
+    assert!(message(&config).contains("faults.garbage_status_share = 1.5"));
+
+    let mut config = TargetConfig {
+        tls: true,
+        ..TargetConfig::default()
+    };
+    config.faults.bad_chunked_share = 0.1;
+    assert!(message(&config).contains("plain-text target"));
+
+    let mut config = TargetConfig::default();
+    config.faults.tls_fail_every = Some(2);
+    assert!(message(&config).contains("faults.tls_fail_every needs tls: true"));
+
+    for field in ["close_after", "drop_after", "h2_max_concurrent_streams"] {
+        let mut config = TargetConfig::default();
+        match field {
+            "close_after" => config.faults.close_after = Some(0),
+            "drop_after" => config.faults.drop_after = Some(0),
+            _ => config.faults.h2_max_concurrent_streams = Some(0),
+        }
+        assert!(message(&config).contains(&format!("faults.{field} must be at least 1")));
+    }
+
+    let mut config = TargetConfig::default();
+    config.faults.slow_drip_share = 0.1;
+    config.faults.slow_drip.chunk = 0;
+    assert!(message(&config).contains("slow_drip.chunk"));
+}
+
+#[test]
+fn old_fault_configs_still_parse_and_new_fields_default_off() {
+    let yaml = "faults:\n  reset_share: 0.1\n  stall_for: 2s\n";
+    let config: TargetConfig = serde_yaml_ng::from_str(yaml).unwrap();
+    assert_eq!(config.faults.reset_share, 0.1);
+    assert_eq!(config.faults.reset_mid_body_share, 0.0);
+    assert_eq!(config.faults.close_after, None);
+    assert_eq!(config.faults.slow_drip, Drip::default());
+    let yaml = "faults:\n  slow_drip: {bytes: 10, chunk: 3, every: 5ms}\n  close_after: 7\n";
+    let config: TargetConfig = serde_yaml_ng::from_str(yaml).unwrap();
+    assert_eq!(config.faults.close_after, Some(7));
+    assert_eq!(config.faults.slow_drip.length(), Duration::from_millis(15));
+}
+
+#[test]
+fn new_kinds_are_dealt_with_exact_counts() {
+    let all = Faults {
+        reset_after_headers_share: 0.1,
+        reset_mid_body_share: 0.1,
+        garbage_status_share: 0.1,
+        bad_chunked_share: 0.1,
+        slow_drip_share: 0.1,
+        ..Faults::default()
+    };
+    let mut dice = Dice::new(9, &all, &Delay::None);
+    let mut counts = std::collections::HashMap::new();
+    for _ in 0..200 {
+        *counts.entry(dice.draw().0).or_insert(0) += 1;
+    }
+    for kind in [
+        FaultOutcome::ResetAfterHeaders,
+        FaultOutcome::ResetMidBody,
+        FaultOutcome::GarbageStatus,
+        FaultOutcome::BadChunked,
+        FaultOutcome::SlowDrip,
+    ] {
+        assert_eq!(counts[&kind], 20, "{kind:?}");
+    }
+    assert_eq!(counts[&FaultOutcome::Normal], 100);
+}

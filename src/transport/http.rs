@@ -321,7 +321,9 @@ impl tokio::io::AsyncWrite for Io {
 }
 
 /// Shared HTTP/2 connections, one slot per connection, (re)connected lazily.
-type H2Pool = Arc<Vec<tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>>>;
+/// Each slot holds its connection with a generation number, so that a session that saw the
+/// connection go away retires exactly that one (and not a newer one another session opened).
+type H2Pool = Arc<Vec<tokio::sync::Mutex<Option<(u64, http2::SendRequest<Full<Bytes>>)>>>>;
 
 /// The HTTP transport: HTTP/1.1 (one connection per worker) or HTTP/2 (shared pool).
 pub struct HttpTransport {
@@ -355,6 +357,7 @@ impl Transport for HttpTransport {
             wire: None,
             h2_pool: self.h2_pool.clone(),
             h2_slot: worker % self.endpoint.connections,
+            head_seen: None,
         }
     }
 
@@ -373,12 +376,16 @@ pub struct HttpSession {
     wire: Option<WireConn<Io>>,
     h2_pool: H2Pool,
     h2_slot: usize,
+    /// Status and time to headers of the exchange in progress, so that a timeout after the
+    /// headers (a stalled or trickled body) still records the status it got.
+    head_seen: Option<(u16, Duration)>,
 }
 
 impl Session for HttpSession {
     async fn send(&mut self, request: &PreparedRequest, request_id: HeaderValue) -> Outcome {
         {
             let timeout = self.endpoint.timeout;
+            self.head_seen = None;
             let result = match self.endpoint.version {
                 Negotiated::H1 if self.endpoint.engine == H1Engine::Wire => {
                     // On timeout the connection (taken out of `self.wire` for the exchange)
@@ -400,10 +407,17 @@ impl Session for HttpSession {
             };
             match result {
                 Ok(outcome) => outcome,
-                Err(_) => Outcome::failed(
-                    ErrorKind::Timeout,
-                    format!("no complete response within {timeout:?}"),
-                ),
+                Err(_) => {
+                    let mut outcome = Outcome::failed(
+                        ErrorKind::Timeout,
+                        format!("no complete response within {timeout:?}"),
+                    );
+                    if let Some((status, time_to_headers)) = self.head_seen.take() {
+                        outcome.status = Some(status);
+                        outcome.time_to_headers = Some(time_to_headers);
+                    }
+                    outcome
+                }
             }
         }
     }
@@ -412,7 +426,13 @@ impl Session for HttpSession {
 impl HttpSession {
     async fn exchange_wire(&mut self, planned: &PreparedRequest, id: HeaderValue) -> Outcome {
         for attempt in 0..2 {
-            let (mut conn, reused) = match self.wire.take() {
+            // A kept-alive connection the server has closed meanwhile (idle timeout) is
+            // replaced before anything is written to it.
+            let kept = self
+                .wire
+                .take()
+                .and_then(|mut c| (!c.peer_closed()).then_some(c));
+            let (mut conn, reused) = match kept {
                 Some(c) => (c, true),
                 None => match self.endpoint.open().await {
                     Ok(opened) => (WireConn::new(opened.io), false),
@@ -420,7 +440,12 @@ impl HttpSession {
                 },
             };
             let ex = conn
-                .exchange(planned, &self.endpoint.request_id_header, &id)
+                .exchange(
+                    planned,
+                    &self.endpoint.request_id_header,
+                    &id,
+                    &mut self.head_seen,
+                )
                 .await;
             if ex.reusable {
                 self.wire = Some(conn);
@@ -444,8 +469,13 @@ impl HttpSession {
     }
 
     async fn exchange_h1(&mut self, planned: &PreparedRequest, id: HeaderValue) -> Outcome {
-        // One retry, only when a kept-alive connection turned out to be closed before our
-        // request was written (the server may close idle connections at any time).
+        // One retry, only on a kept-alive (reused) connection that the server closed under
+        // us — it may close idle connections at any time — and only when that is safe:
+        // - the connection was found closed before our request was written (any method);
+        // - or it was closed cleanly (FIN) before a single response byte arrived and the
+        //   method is idempotent (RFC 9110 §9.2.2), so a repeat cannot do harm if the
+        //   server did process it. Non-idempotent requests are reported, not repeated.
+        // An RST is never retried: a WAF that resets a request has given its verdict.
         for attempt in 0..2 {
             let reused = matches!(&self.h1, Some(s) if !s.is_closed());
             let mut sender = match self.h1.take() {
@@ -465,13 +495,21 @@ impl HttpSession {
             let request = self.endpoint.request(planned, id.clone());
             match sender.send_request(request).await {
                 Ok(response) => {
-                    let outcome = read_response(response, started).await;
+                    let outcome = read_response(response, started, &mut self.head_seen).await;
                     if outcome.error.is_none() {
                         self.h1 = Some(sender);
                     }
                     return outcome;
                 }
                 Err(e) if reused && attempt == 0 && e.is_canceled() => continue,
+                Err(e)
+                    if reused
+                        && attempt == 0
+                        && e.is_incomplete_message()
+                        && is_idempotent(&planned.method) =>
+                {
+                    continue
+                }
                 Err(e) => return outcome_error(map_hyper_error(&e)),
             }
         }
@@ -482,28 +520,85 @@ impl HttpSession {
     }
 
     async fn exchange_h2(&mut self, planned: &PreparedRequest, id: HeaderValue) -> Outcome {
-        let mut sender = {
-            let mut slot = self.h2_pool[self.h2_slot].lock().await;
-            match slot.as_ref() {
-                Some(s) if !s.is_closed() => s.clone(),
-                _ => match self.endpoint.handshake_h2().await {
-                    Ok(s) => {
-                        *slot = Some(s.clone());
-                        s
+        // One retry when the server provably did not process the stream (RFC 9113 §8.7):
+        // it refused it (REFUSED_STREAM, e.g. beyond SETTINGS_MAX_CONCURRENT_STREAMS before
+        // our client learned the limit), its id is above a GOAWAY's last stream id, or the
+        // connection closed before the request was sent. A GOAWAY or a closed connection
+        // also retires the pool slot's connection so the retry opens a new one.
+        let mut retired: Option<u64> = None;
+        for attempt in 0..2 {
+            let (generation, mut sender) = {
+                let mut slot = self.h2_pool[self.h2_slot].lock().await;
+                match slot.as_ref() {
+                    Some((generation, s)) if !s.is_closed() && retired != Some(*generation) => {
+                        (*generation, s.clone())
                     }
-                    Err(e) => return outcome_error(e),
-                },
+                    current => {
+                        let generation = current.map_or(0, |(g, _)| g + 1);
+                        match self.endpoint.handshake_h2().await {
+                            Ok(s) => {
+                                *slot = Some((generation, s.clone()));
+                                (generation, s)
+                            }
+                            Err(e) => return outcome_error(e),
+                        }
+                    }
+                }
+            };
+            let result = match sender.ready().await {
+                Ok(()) => {
+                    let started = Instant::now();
+                    let request = self.endpoint.request(planned, id.clone());
+                    match sender.send_request(request).await {
+                        Ok(response) => {
+                            return read_response(response, started, &mut self.head_seen).await
+                        }
+                        Err(e) => e,
+                    }
+                }
+                Err(e) => e,
+            };
+            match h2_unprocessed(&result) {
+                Some(Unprocessed::Refused) if attempt == 0 => continue,
+                Some(Unprocessed::ConnectionGone) if attempt == 0 => {
+                    retired = Some(generation);
+                    continue;
+                }
+                _ => return outcome_error(map_hyper_error(&result)),
             }
-        };
-        if let Err(e) = sender.ready().await {
-            return outcome_error(map_hyper_error(&e));
         }
-        let started = Instant::now();
-        let request = self.endpoint.request(planned, id);
-        match sender.send_request(request).await {
-            Ok(response) => read_response(response, started).await,
-            Err(e) => outcome_error(map_hyper_error(&e)),
-        }
+        unreachable!("the second attempt always returns")
+    }
+}
+
+/// Methods whose repetition has the same effect as one request (RFC 9110 §9.2.2).
+fn is_idempotent(method: &http::Method) -> bool {
+    use http::Method as M;
+    [M::GET, M::HEAD, M::OPTIONS, M::TRACE, M::PUT, M::DELETE].contains(method)
+}
+
+/// Why an HTTP/2 request was certainly not processed by the server.
+enum Unprocessed {
+    /// RST_STREAM(REFUSED_STREAM): the connection is fine, the stream was refused.
+    Refused,
+    /// A graceful GOAWAY below our stream id, or the connection closed before the request
+    /// left.
+    ConnectionGone,
+}
+
+fn h2_unprocessed(e: &hyper::Error) -> Option<Unprocessed> {
+    if e.is_canceled() {
+        return Some(Unprocessed::ConnectionGone);
+    }
+    let h2e = std::error::Error::source(e)?.downcast_ref::<h2::Error>()?;
+    // Only a graceful GOAWAY (NO_ERROR) errors exactly the streams above its last stream id;
+    // after an error GOAWAY every stream left gets that error, processed or not.
+    if h2e.is_go_away() && h2e.is_remote() && h2e.reason() == Some(h2::Reason::NO_ERROR) {
+        Some(Unprocessed::ConnectionGone)
+    } else if h2e.is_reset() && h2e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+        Some(Unprocessed::Refused)
+    } else {
+        None
     }
 }
 
@@ -518,9 +613,11 @@ fn outcome_error(e: TransportError) -> Outcome {
 async fn read_response(
     response: http::Response<hyper::body::Incoming>,
     started: Instant,
+    head_seen: &mut Option<(u16, Duration)>,
 ) -> Outcome {
     let time_to_headers = started.elapsed();
     let status = response.status().as_u16();
+    *head_seen = Some((status, time_to_headers));
     let upstream = response
         .headers()
         .get("x-envoy-upstream-service-time")
@@ -579,12 +676,21 @@ fn kind_from_sources(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
     while let Some(err) = source {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as K;
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return ErrorKind::Tls;
+            }
             return match io.kind() {
                 K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
                     ErrorKind::Reset
                 }
                 K::ConnectionRefused => ErrorKind::Connect,
                 K::TimedOut => ErrorKind::Timeout,
+                // hyper's body decoder reports a broken chunked encoding (or a body longer
+                // than its Content-Length) this way: the peer broke HTTP.
+                K::InvalidInput | K::InvalidData => ErrorKind::Protocol,
                 _ => ErrorKind::Other,
             };
         }

@@ -48,12 +48,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
         }
     }
 
-    /// Writes the request and reads the whole response.
+    /// Writes the request and reads the whole response. `head_seen` gets the status and
+    /// time to headers as soon as the head is parsed, so that a caller whose timeout cuts
+    /// the body short can still record the status.
     pub async fn exchange(
         &mut self,
         req: &PreparedRequest,
         id_header: &HeaderName,
         id: &HeaderValue,
+        head_seen: &mut Option<(u16, std::time::Duration)>,
     ) -> Exchange {
         serialize(&mut self.out, req, id_header, id);
         let started = Instant::now();
@@ -75,7 +78,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
             };
         }
         let head_only = req.method == Method::HEAD;
-        let result = self.read_response(started, head_only).await;
+        let result = self.read_response(started, head_only, head_seen).await;
         if let Ok((_, true)) = &result {
             self.served += 1;
         }
@@ -89,16 +92,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
                 error,
                 status,
                 nothing_received,
+                body_len,
             }) => Exchange {
                 outcome: Outcome {
                     status,
                     error: Some(error),
+                    body_len,
                     ..Outcome::default()
                 },
                 reusable: false,
                 closed_before_response: nothing_received,
             },
         }
+    }
+
+    /// Whether the server has closed this idle connection (or sent bytes nobody asked
+    /// for): one non-blocking read. A kept-alive connection is checked before reuse, so a
+    /// server's idle-timeout close costs a reconnect, not a failed request.
+    pub fn peer_closed(&mut self) -> bool {
+        let waker = std::task::Waker::from(std::sync::Arc::new(NoopWake));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut probe = [0u8; 1];
+        let mut read_buf = tokio::io::ReadBuf::new(&mut probe);
+        // Ready means EOF, stray bytes or an error: either way not reusable.
+        std::pin::Pin::new(&mut self.stream)
+            .poll_read(&mut cx, &mut read_buf)
+            .is_ready()
     }
 
     async fn fill(&mut self) -> std::io::Result<usize> {
@@ -112,6 +131,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
         &mut self,
         started: Instant,
         head_only: bool,
+        head_seen: &mut Option<(u16, std::time::Duration)>,
     ) -> Result<(Outcome, bool), Failure> {
         self.buf.clear();
         // Head: skip 1xx informational responses.
@@ -129,10 +149,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
                     if self.buf.len() > MAX_HEAD {
                         return Err(Failure::protocol("response head larger than 64 KiB", None));
                     }
-                    let n = self
-                        .fill()
-                        .await
-                        .map_err(|e| Failure::io(&e, self.buf.is_empty()))?;
+                    // Only a clean close (EOF) or EPIPE with nothing received marks a stale
+                    // keep-alive. EPIPE is what Linux reports when the server had closed the
+                    // connection (FIN) and then reset our late request; an RST on a live
+                    // connection (ECONNRESET) is the server's answer to our request — a WAF
+                    // dropping it — and is never retried.
+                    let n = self.fill().await.map_err(|e| {
+                        let stale = e.kind() == std::io::ErrorKind::BrokenPipe;
+                        Failure::io(&e, stale && self.buf.is_empty())
+                    })?;
                     if n == 0 {
                         let nothing = self.buf.is_empty();
                         return Err(Failure {
@@ -142,6 +167,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
                             ),
                             status: None,
                             nothing_received: nothing,
+                            body_len: 0,
                         });
                     }
                 }
@@ -149,6 +175,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
             }
         };
         let time_to_headers = started.elapsed();
+        *head_seen = Some((status, time_to_headers));
         self.buf.advance(head_len);
         let no_body = head_only || status == 204 || status == 304;
         let mut body = BodySink::default();
@@ -160,6 +187,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
         };
         if let Err(mut f) = complete {
             f.status = Some(status);
+            // What arrived before the cut still counts in response_body_bytes.
+            f.body_len = body.len;
             return Err(f);
         }
         let reusable = keep_alive && !matches!(framing, Framing::Close) && self.buf.is_empty();
@@ -261,6 +290,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
     }
 }
 
+/// A waker for a single non-blocking poll whose wake-up nobody waits for.
+struct NoopWake;
+
+impl std::task::Wake for NoopWake {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
 #[derive(Default)]
 struct BodySink {
     prefix: BytesMut,
@@ -281,6 +317,8 @@ struct Failure {
     error: TransportError,
     status: Option<u16>,
     nothing_received: bool,
+    /// Body bytes read before the failure.
+    body_len: u64,
 }
 
 impl Failure {
@@ -289,6 +327,7 @@ impl Failure {
             error: TransportError::new(ErrorKind::Protocol, message),
             status,
             nothing_received: false,
+            body_len: 0,
         }
     }
     fn reset(message: &str) -> Failure {
@@ -296,6 +335,7 @@ impl Failure {
             error: TransportError::new(ErrorKind::Reset, message),
             status: None,
             nothing_received: false,
+            body_len: 0,
         }
     }
     fn io(e: &std::io::Error, nothing_received: bool) -> Failure {
@@ -303,6 +343,7 @@ impl Failure {
             error: io_error(e),
             status: None,
             nothing_received,
+            body_len: 0,
         }
     }
 }
@@ -518,6 +559,7 @@ mod tests {
             &req,
             &HeaderName::from_static("x-request-id"),
             &HeaderValue::from_static("r-1"),
+            &mut None,
         )
         .await
     }
