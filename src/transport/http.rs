@@ -357,6 +357,7 @@ impl Transport for HttpTransport {
             wire: None,
             h2_pool: self.h2_pool.clone(),
             h2_slot: worker % self.endpoint.connections,
+            h2_cached: None,
             head_seen: None,
         }
     }
@@ -376,6 +377,8 @@ pub struct HttpSession {
     wire: Option<WireConn<Io>>,
     h2_pool: H2Pool,
     h2_slot: usize,
+    /// This session's clone of its pool slot's connection, with the slot generation.
+    h2_cached: Option<(u64, http2::SendRequest<Full<Bytes>>)>,
     /// Status and time to headers of the exchange in progress, so that a timeout after the
     /// headers (a stalled or trickled body) still records the status it got.
     head_seen: Option<(u16, Duration)>,
@@ -527,7 +530,15 @@ impl HttpSession {
         // also retires the pool slot's connection so the retry opens a new one.
         let mut retired: Option<u64> = None;
         for attempt in 0..2 {
-            let (generation, mut sender) = {
+            // The session keeps its own clone of the slot's connection: the pool's lock is
+            // taken only to (re)connect, not on every request.
+            let cached = match &self.h2_cached {
+                Some((g, s)) if !s.is_closed() && retired != Some(*g) => Some((*g, s.clone())),
+                _ => None,
+            };
+            let (generation, mut sender) = if let Some(hit) = cached {
+                hit
+            } else {
                 let mut slot = self.h2_pool[self.h2_slot].lock().await;
                 match slot.as_ref() {
                     Some((generation, s)) if !s.is_closed() && retired != Some(*generation) => {
@@ -545,6 +556,7 @@ impl HttpSession {
                     }
                 }
             };
+            self.h2_cached = Some((generation, sender.clone()));
             let result = match sender.ready().await {
                 Ok(()) => {
                     let started = Instant::now();
