@@ -38,20 +38,103 @@ pub struct Second {
     pub sent: u64,
     pub by_class: [u64; 5],
     pub ext_proc_errors: u64,
-    pub latency: Histogram<u64>,
+    /// Latency of this second's requests while the second can still receive answers;
+    /// `None` once packed (a 2-digit histogram is ~25 KiB: 600 of them would be most of
+    /// the recorder's memory on a 10-minute run).
+    pub latency: Option<Histogram<u64>>,
+    /// The second's latency once closed: quantiles plus the histogram, compressed.
+    pub packed: Option<PackedSecond>,
     /// Responses that completed during this second (by completion time): throughput.
     pub completed: u64,
 }
 
+/// A closed second's latency: its quantiles and the histogram in V2 deflate encoding.
+#[derive(Clone, Debug)]
+pub struct PackedSecond {
+    pub count: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+    pub encoded: Vec<u8>,
+}
+
+impl Default for Second {
+    fn default() -> Self {
+        Second::new()
+    }
+}
+
 impl Second {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Second {
             sent: 0,
             by_class: [0; 5],
             ext_proc_errors: 0,
-            latency: new_second_histogram(),
+            latency: Some(new_second_histogram()),
+            packed: None,
             completed: 0,
         }
+    }
+
+    /// Records one latency (a late answer for an already packed second only counts).
+    pub fn record_latency(&mut self, us: u64) {
+        if let Some(h) = &mut self.latency {
+            h.saturating_record(us);
+        }
+    }
+
+    /// (count, p50, p99, max) of this second's latencies, in µs.
+    pub fn stats(&self) -> (u64, u64, u64, u64) {
+        match (&self.latency, &self.packed) {
+            (Some(h), _) if !h.is_empty() => (
+                h.len(),
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.max(),
+            ),
+            (_, Some(p)) => (p.count, p.p50, p.p99, p.max),
+            _ => (0, 0, 0, 0),
+        }
+    }
+
+    /// The second's histogram (decoded again when packed).
+    pub fn histogram(&self) -> Histogram<u64> {
+        if let Some(h) = &self.latency {
+            return h.clone();
+        }
+        self.packed
+            .as_ref()
+            .and_then(|p| {
+                hdrhistogram::serialization::Deserializer::new()
+                    .deserialize(&mut &p.encoded[..])
+                    .ok()
+            })
+            .unwrap_or_else(new_second_histogram)
+    }
+
+    /// Replaces the live histogram by its quantiles and a compressed copy.
+    pub fn pack(&mut self) {
+        use hdrhistogram::serialization::Serializer as _;
+        let Some(h) = self.latency.take() else { return };
+        let (count, p50, p99, max) = if h.is_empty() {
+            (0, 0, 0, 0)
+        } else {
+            (
+                h.len(),
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.max(),
+            )
+        };
+        let mut encoded = Vec::new();
+        let _ = hdrhistogram::serialization::V2DeflateSerializer::new().serialize(&h, &mut encoded);
+        self.packed = Some(PackedSecond {
+            count,
+            p50,
+            p99,
+            max,
+            encoded,
+        });
     }
 }
 
@@ -161,7 +244,7 @@ impl Recorded {
         if xp {
             sec.ext_proc_errors += 1;
         }
-        sec.latency.saturating_record(r.lat.max(1));
+        sec.record_latency(r.lat.max(1));
         self.second((done / 1_000_000) as usize).completed += 1;
     }
 
@@ -206,6 +289,10 @@ impl Percentiles {
 
 /// Consumes completions until every worker is done; writes records as it goes.
 pub struct Recorder {
+    /// Seconds whose intended time is this far behind the newest answer are closed and
+    /// packed (no answer for them can still arrive: it would be past its timeout).
+    close_after: Option<Duration>,
+    closed_upto: usize,
     start: Instant,
     recorded: Recorded,
     writer: Option<RecordWriter>,
@@ -221,11 +308,34 @@ impl Recorder {
         progress: Arc<Progress>,
     ) -> Self {
         Recorder {
+            close_after: None,
+            closed_upto: 0,
             start,
             recorded: Recorded::new(sources),
             writer,
             progress,
             last_publish: Instant::now(),
+        }
+    }
+
+    /// Packs per-second histograms once no answer for them can arrive any more: answers
+    /// come within `timeout` (plus the abort grace), so memory stays flat on long runs.
+    pub fn close_seconds_after(mut self, timeout: Duration) -> Self {
+        self.close_after = Some(timeout + Duration::from_secs(3));
+        self
+    }
+
+    fn close_old_seconds(&mut self, done_off: Duration) {
+        let Some(window) = self.close_after else {
+            return;
+        };
+        let Some(edge) = done_off.checked_sub(window) else {
+            return;
+        };
+        let edge = edge.as_secs() as usize;
+        while self.closed_upto < edge && self.closed_upto < self.recorded.series.len() {
+            self.recorded.series[self.closed_upto].pack();
+            self.closed_upto += 1;
         }
     }
 
@@ -288,7 +398,7 @@ impl Recorder {
         if c.flags.ext_proc_error {
             sec.ext_proc_errors += 1;
         }
-        sec.latency.saturating_record(latency_us);
+        sec.record_latency(latency_us);
         r.second(done_off.as_secs() as usize).completed += 1;
 
         if let Some(w) = &mut self.writer {
@@ -309,6 +419,7 @@ impl Recorder {
             r.records_written += 1;
         }
 
+        self.close_old_seconds(done_off);
         let p = &self.progress;
         p.completed.fetch_add(1, Ordering::Relaxed);
         match c.class {
@@ -358,4 +469,31 @@ impl Recorder {
 
 pub fn micros(d: Duration) -> u64 {
     d.as_micros().min(u64::MAX as u128) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A packed second keeps its figures and its histogram: memory on long runs stays flat
+    /// without losing per-second data.
+    #[test]
+    fn packing_a_second_keeps_quantiles_and_histogram() {
+        let mut s = Second::new();
+        for us in 1..=1000u64 {
+            s.record_latency(us * 10);
+        }
+        let before = s.stats();
+        let hist_before = s.histogram();
+        s.pack();
+        assert!(s.latency.is_none());
+        assert_eq!(s.stats(), before);
+        let hist_after = s.histogram();
+        assert_eq!(hist_after.len(), hist_before.len());
+        assert_eq!(
+            hist_after.value_at_quantile(0.99),
+            hist_before.value_at_quantile(0.99)
+        );
+        assert!(s.packed.as_ref().unwrap().encoded.len() < 4096);
+    }
 }

@@ -162,13 +162,7 @@ pub fn write_results(
         let second = (t / 1_000_000) as usize;
         let done_second = ((t + lat) / 1_000_000) as usize;
         while recorded.series.len() <= second.max(done_second) {
-            recorded.series.push(Second {
-                sent: 0,
-                by_class: [0; 5],
-                ext_proc_errors: 0,
-                latency: second_histogram(),
-                completed: 0,
-            });
+            recorded.series.push(Second::new());
         }
         let sec = &mut recorded.series[second];
         sec.sent += 1;
@@ -176,7 +170,7 @@ pub fn write_results(
         if ext_proc {
             sec.ext_proc_errors += 1;
         }
-        sec.latency.saturating_record(lat);
+        sec.record_latency(lat);
         recorded.series[done_second].completed += 1;
         let done = Duration::from_micros(t + lat);
         recorded.last_done = Some(recorded.last_done.map_or(done, |d| d.max(done)));
@@ -301,10 +295,4 @@ pub fn write_results(
     let started = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
     write_run(dir, &summary, sources, &recorded, started)?;
     Ok(summary)
-}
-
-/// Per-second histograms at the precision the recorder uses for them.
-fn second_histogram() -> hdrhistogram::Histogram<u64> {
-    hdrhistogram::Histogram::new_with_bounds(1, crate::record::MAX_LATENCY_US, 2)
-        .expect("valid histogram bounds")
 }

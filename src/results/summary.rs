@@ -307,30 +307,21 @@ pub fn series_of(recorded: &Recorded) -> Vec<SecondSummary> {
         .series
         .iter()
         .enumerate()
-        .map(|(t, s)| SecondSummary {
-            t: t as u64,
-            sent: s.sent,
-            completed: s.completed,
-            blocked: s.by_class[Class::Blocked.index()],
-            passed: s.by_class[Class::Passed.index()],
-            unresolved: s.by_class[Class::Unresolved.index()],
-            failed: s.by_class[Class::Failed.index()],
-            ext_proc_errors: s.ext_proc_errors,
-            p50_us: if s.latency.is_empty() {
-                0
-            } else {
-                s.latency.value_at_quantile(0.5)
-            },
-            p99_us: if s.latency.is_empty() {
-                0
-            } else {
-                s.latency.value_at_quantile(0.99)
-            },
-            max_us: if s.latency.is_empty() {
-                0
-            } else {
-                s.latency.max()
-            },
+        .map(|(t, s)| {
+            let (_, p50_us, p99_us, max_us) = s.stats();
+            SecondSummary {
+                t: t as u64,
+                sent: s.sent,
+                completed: s.completed,
+                blocked: s.by_class[Class::Blocked.index()],
+                passed: s.by_class[Class::Passed.index()],
+                unresolved: s.by_class[Class::Unresolved.index()],
+                failed: s.by_class[Class::Failed.index()],
+                ext_proc_errors: s.ext_proc_errors,
+                p50_us,
+                p99_us,
+                max_us,
+            }
         })
         .collect()
 }

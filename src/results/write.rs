@@ -97,7 +97,7 @@ fn histogram_log(recorded: &Recorded, started: SystemTime) -> Result<Vec<u8>, Er
         for (t, s) in recorded.series.iter().enumerate() {
             writer
                 .write_histogram(
-                    &s.latency,
+                    &s.histogram(),
                     Duration::from_secs(t as u64),
                     Duration::from_secs(1),
                     Tag::new("second"),

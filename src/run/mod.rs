@@ -269,7 +269,8 @@ pub async fn execute<T: Transport>(
 
     let progress = Arc::new(Progress::default());
     let writer = RecordWriter::create(&dir).map_err(|e| Error::io(&dir, e))?;
-    let mut recorder = Recorder::new(start, plan.sources.len(), Some(writer), progress.clone());
+    let mut recorder = Recorder::new(start, plan.sources.len(), Some(writer), progress.clone())
+        .close_seconds_after(profile.timeout);
     // Unsendable corpus requests are recorded once per run: by shard 0.
     let unsendable: &[u32] = if shard.index == 0 {
         &plan.unsendable
