@@ -411,13 +411,12 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
             }
             length = Some(v);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
-            chunked = v.trim_end().ends_with("chunked");
+            chunked = h.value.trim_ascii_end().to_ascii_lowercase().ends_with(b"chunked");
         } else if name.eq_ignore_ascii_case("connection") {
-            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
-            if v.contains("close") {
+            // Compared in place: this header is on nearly every response.
+            if contains_ignore_case(h.value, b"close") {
                 close = true;
-            } else if v.contains("keep-alive") {
+            } else if contains_ignore_case(h.value, b"keep-alive") {
                 close = false;
             }
         } else if name.eq_ignore_ascii_case("x-envoy-upstream-service-time") {
@@ -441,6 +440,12 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
         keep_alive: !close,
         upstream_us: upstream,
     }))
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {
