@@ -37,6 +37,9 @@ pub struct DemoArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Skip the report (HTML, Markdown, JSON, SVG/PNG charts) written into <run>/report.
+    #[arg(long)]
+    pub no_report: bool,
     /// Run the ext_proc topology instead: wafload → gateway EMULATION → calibration ext_proc
     /// processor (the WAF) → calibration target as the application, all on loopback.
     #[arg(long)]
@@ -116,6 +119,12 @@ pub async fn execute(args: DemoArgs) -> Result<u8, Error> {
     running.shutdown().await;
     let outcome = result?;
     print_outcome(&outcome, args.quiet, args.json);
+    if !args.no_report {
+        let written = crate::report::generate(&outcome.dir, &Default::default())?;
+        if !args.json {
+            super::report::print_written(&written, args.quiet);
+        }
+    }
     if !args.quiet && !args.json {
         println!(
             "next: wafload run --profile profiles/lab-waf.yaml (a real nginx + ModSecurity + CRS), or point --target at your gateway"
