@@ -6,56 +6,8 @@ mod support;
 
 use std::time::Duration;
 use support::*;
-use wafload::run::{run, RunOptions};
 use wafload::target::extproc::{start_ext_proc, ExtProcTargetConfig, ProcessorFault};
-use wafload::target::gateway::{start_gateway, GatewayConfig, RunningGateway};
-use wafload::target::{self, Delay, TargetConfig};
-use wafload::transport::extproc::{BodyMode, ExtProcSettings};
-
-async fn upstream(delay: Duration) -> target::RunningTarget {
-    target::start(TargetConfig {
-        markers: vec![],
-        delay: Delay::Fixed(delay),
-        ..TargetConfig::default()
-    })
-    .await
-    .unwrap()
-}
-
-async fn gateway(ext_proc: String, upstream: String, mode: BodyMode) -> RunningGateway {
-    start_gateway(GatewayConfig {
-        ext_proc,
-        upstream,
-        settings: ExtProcSettings {
-            request_body_mode: mode,
-            response_body_mode: mode,
-            ..ExtProcSettings::default()
-        },
-        ..GatewayConfig::default()
-    })
-    .await
-    .unwrap()
-}
-
-async fn http_run(
-    url: &str,
-    corpus: &std::path::Path,
-    results: &std::path::Path,
-    n: u64,
-) -> wafload::run::RunOutcome {
-    let mut p = profile(corpus, results, n, 1);
-    p.target.url = url.to_string();
-    run(
-        &p,
-        &RunOptions {
-            origin: "test".into(),
-            ..RunOptions::default()
-        },
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .expect("HTTP run through the gateway emulation")
-}
+use wafload::transport::extproc::BodyMode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attacks_blocked_by_the_processor_and_streamed_chunks_through_the_gateway() {

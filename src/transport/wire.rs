@@ -411,7 +411,11 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
             }
             length = Some(v);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = h.value.trim_ascii_end().to_ascii_lowercase().ends_with(b"chunked");
+            chunked = h
+                .value
+                .trim_ascii_end()
+                .to_ascii_lowercase()
+                .ends_with(b"chunked");
         } else if name.eq_ignore_ascii_case("connection") {
             // Compared in place: this header is on nearly every response.
             if contains_ignore_case(h.value, b"close") {

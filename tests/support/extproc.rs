@@ -70,3 +70,56 @@ pub async fn run_direct(
 pub fn records(dir: &Path) -> Vec<serde_json::Value> {
     wafload::record::read_records(dir).unwrap()
 }
+
+/// The upstream application behind the gateway emulation: a calibration target that
+/// never blocks and adds `delay`.
+pub async fn upstream(delay: Duration) -> wafload::target::RunningTarget {
+    wafload::target::start(wafload::target::TargetConfig {
+        markers: vec![],
+        delay: wafload::target::Delay::Fixed(delay),
+        ..wafload::target::TargetConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The gateway emulation in front of `upstream`, asking `ext_proc` in `mode`.
+pub async fn gateway(
+    ext_proc: String,
+    upstream: String,
+    mode: wafload::transport::extproc::BodyMode,
+) -> wafload::target::gateway::RunningGateway {
+    wafload::target::gateway::start_gateway(wafload::target::gateway::GatewayConfig {
+        ext_proc,
+        upstream,
+        settings: ExtProcSettings {
+            request_body_mode: mode,
+            response_body_mode: mode,
+            ..ExtProcSettings::default()
+        },
+        ..wafload::target::gateway::GatewayConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// A bounded HTTP run of `n` requests through `url`.
+pub async fn http_run(
+    url: &str,
+    corpus: &std::path::Path,
+    results: &std::path::Path,
+    n: u64,
+) -> wafload::run::RunOutcome {
+    let mut p = profile(corpus, results, n, 1);
+    p.target.url = url.to_string();
+    wafload::run::run(
+        &p,
+        &RunOptions {
+            origin: "test".into(),
+            ..RunOptions::default()
+        },
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("HTTP run through the gateway emulation")
+}
