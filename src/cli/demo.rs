@@ -90,16 +90,7 @@ pub async fn execute(args: DemoArgs) -> Result<u8, Error> {
         .await
         .map_err(|e| Error::Other(e.to_string()))?;
     let temp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let corpus = extract_payloads(temp.path())?;
-    let mut profile = Profile::parse(DEMO_PROFILE, Path::new("profiles/demo.yaml"))?;
-    profile.apply(&Overrides {
-        target: Some(running.url()),
-        corpus: vec![corpus],
-        rate: args.rate,
-        duration: args.duration,
-        results_dir: args.results_dir.clone(),
-        ..Overrides::default()
-    });
+    let profile = demo_profile(running.url(), temp.path(), &args)?;
     if !args.quiet && !args.json {
         eprintln!(
             "calibration target on {} — blocks requests containing any of {markers} attack markers, adds {} to every response",
@@ -108,15 +99,51 @@ pub async fn execute(args: DemoArgs) -> Result<u8, Error> {
         );
     }
     let (cancel, signal) = super::cancel_on_signals();
-    let options = RunOptions {
+    let result = run(&profile, &demo_options(&args), cancel).await;
+    running.shutdown().await;
+    finish(
+        result,
+        &args,
+        signal.load(Ordering::SeqCst),
+        "next: wafload run --profile profiles/lab-waf.yaml (a real nginx + ModSecurity + CRS), or point --target at your gateway",
+    )
+}
+
+/// The embedded demo profile aimed at `url`, with the embedded corpus written into `temp`
+/// and the demo's flags applied.
+pub fn demo_profile(url: String, temp: &Path, args: &DemoArgs) -> Result<Profile, Error> {
+    let corpus = extract_payloads(temp)?;
+    let mut profile = Profile::parse(DEMO_PROFILE, Path::new("profiles/demo.yaml"))?;
+    profile.apply(&Overrides {
+        target: Some(url),
+        corpus: vec![corpus],
+        rate: args.rate,
+        duration: args.duration,
+        results_dir: args.results_dir.clone(),
+        ..Overrides::default()
+    });
+    Ok(profile)
+}
+
+/// How the demo runs: progress on a terminal, a fresh results folder.
+pub fn demo_options(args: &DemoArgs) -> RunOptions {
+    RunOptions {
         origin: "the demo profile".into(),
         out: None,
         progress: !args.quiet && !args.json,
         shard: Default::default(),
         start_at: None,
-    };
-    let result = run(&profile, &options, cancel).await;
-    running.shutdown().await;
+    }
+}
+
+/// After the demo's targets are stopped: prints the summary, writes the report and says
+/// what to do next.
+pub fn finish(
+    result: Result<crate::run::RunOutcome, Error>,
+    args: &DemoArgs,
+    signal: u8,
+    next: &str,
+) -> Result<u8, Error> {
     let outcome = result?;
     print_outcome(&outcome, args.quiet, args.json);
     if !args.no_report {
@@ -126,14 +153,9 @@ pub async fn execute(args: DemoArgs) -> Result<u8, Error> {
         }
     }
     if !args.quiet && !args.json {
-        println!(
-            "next: wafload run --profile profiles/lab-waf.yaml (a real nginx + ModSecurity + CRS), or point --target at your gateway"
-        );
+        println!("{next}");
     }
-    Ok(exit_code_after_run(
-        &outcome.summary,
-        signal.load(Ordering::SeqCst),
-    ))
+    Ok(exit_code_after_run(&outcome.summary, signal))
 }
 
 fn describe(delay: &Delay) -> String {

@@ -2,16 +2,13 @@
 //! calibration ext_proc processor (the WAF) → calibration target as the application — and
 //! the demo benchmark through it.
 
-use super::demo::{extract_payloads, DemoArgs, DEMO_PROFILE};
-use super::run::{exit_code_after_run, print_outcome};
+use super::demo::{demo_options, demo_profile, finish, DemoArgs};
 use crate::error::Error;
-use crate::profile::{Overrides, Profile};
-use crate::run::{run, RunOptions};
+use crate::run::run;
 use crate::target::extproc::{start_ext_proc, ExtProcTargetConfig};
 use crate::target::gateway::{start_gateway, GatewayConfig};
 use crate::target::{self, Delay, TargetConfig};
 use crate::transport::extproc::ExtProcSettings;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -48,16 +45,7 @@ pub async fn execute(args: DemoArgs) -> Result<u8, Error> {
     .await
     .map_err(|e| Error::Other(e.to_string()))?;
     let temp = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let corpus = extract_payloads(temp.path())?;
-    let mut profile = Profile::parse(DEMO_PROFILE, Path::new("profiles/demo.yaml"))?;
-    profile.apply(&Overrides {
-        target: Some(gateway.url()),
-        corpus: vec![corpus],
-        rate: args.rate,
-        duration: args.duration,
-        results_dir: args.results_dir.clone(),
-        ..Overrides::default()
-    });
+    let profile = demo_profile(gateway.url(), temp.path(), &args)?;
     if !args.quiet && !args.json {
         eprintln!(
             "topology on loopback: wafload → gateway EMULATION {} (not a production gateway; {} body) → ext_proc WAF {} (calibration processor: blocks attack markers, {:?} per headers / {:?} per body message) → upstream {} ({:?})",
@@ -71,26 +59,14 @@ pub async fn execute(args: DemoArgs) -> Result<u8, Error> {
         );
     }
     let (cancel, signal) = super::cancel_on_signals();
-    let options = RunOptions {
-        origin: "the demo profile".into(),
-        out: None,
-        progress: !args.quiet && !args.json,
-        shard: Default::default(),
-        start_at: None,
-    };
-    let result = run(&profile, &options, cancel).await;
+    let result = run(&profile, &demo_options(&args), cancel).await;
     gateway.shutdown().await;
     processor.shutdown().await;
     app.shutdown().await;
-    let outcome = result?;
-    print_outcome(&outcome, args.quiet, args.json);
-    if !args.quiet && !args.json {
-        println!(
-            "'gateway' above = total − x-envoy-upstream-service-time: the processor's time plus the emulated hop.\nnext: measure the processor alone with `wafload run --ext-proc grpc://HOST:PORT --body-mode streamed`"
-        );
-    }
-    Ok(exit_code_after_run(
-        &outcome.summary,
+    finish(
+        result,
+        &args,
         signal.load(Ordering::SeqCst),
-    ))
+        "'gateway' above = total − x-envoy-upstream-service-time: the processor's time plus the emulated hop.\nnext: measure the processor alone with `wafload run --ext-proc grpc://HOST:PORT --body-mode streamed`",
+    )
 }
