@@ -89,9 +89,19 @@ async fn overhead_of_a_two_millisecond_target_is_two_milliseconds() {
                 "p50 overhead {} ms",
                 p50.diff
             );
+            // The known answer is 2 ms plus the difference in timer wake-up lag between a
+            // 3 ms and a 1 ms sleep in the target (longer sleeps reach deeper CPU idle
+            // states; measured 0–45 µs on CI machines), so the interval must sit in
+            // [1.95, 2.1] ms rather than contain exactly 2.000 ms, and be tight.
             ensure!(
-                p50.low <= 2.0 && 2.0 <= p50.high,
-                "CI {}…{} misses 2 ms",
+                p50.low <= 2.1 && 1.95 <= p50.high,
+                "CI {}…{} misses 2 ms (+0.1 ms timer lag allowance)",
+                p50.low,
+                p50.high
+            );
+            ensure!(
+                p50.high - p50.low <= 0.2,
+                "CI {}…{} is wider than 0.2 ms",
                 p50.low,
                 p50.high
             );
