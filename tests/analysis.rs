@@ -291,3 +291,49 @@ async fn capacity_report_shows_where_the_waf_fails_open() {
     assert!((d200 - 8.0 / 22.0).abs() < 0.02, "{d200}");
     t.shutdown().await;
 }
+
+/// Attacks sit at the very end of the sweep's padded bodies, so the target blocks them only
+/// when it received every byte: over HTTP/1.1 and HTTP/2 (flow control with 1 MiB bodies
+/// beyond the 64 KiB default window) detection is exactly 100 % and false positives 0 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_sweep_delivers_whole_bodies_over_h1_and_h2() {
+    use wafload::analysis::sweep::sweep;
+    use wafload::profile::HttpVersion;
+    let _guard = TIMING.lock().await;
+    let tls = target::start(TargetConfig {
+        tls: true,
+        ..TargetConfig::default()
+    })
+    .await
+    .unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let sizes = [0, 64 * 1024, 1 << 20];
+    for http in [HttpVersion::H1, HttpVersion::H2] {
+        let mut p = profile(&tls.url(), &[], results.path());
+        p.target.insecure = true;
+        p.target.http = http;
+        p.requests = Some(12);
+        p.rate = Some(100.0);
+        let out = results.path().join(format!("{http:?}"));
+        let swept = sweep(
+            &[("arm".to_string(), p)],
+            &sizes,
+            &out,
+            false,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(swept.len(), 3);
+        for size in &swept {
+            let arm = &size.arms[0];
+            assert_eq!(
+                (arm.sent, arm.errors, arm.detection, arm.false_positives),
+                (12, 0, Some(1.0), Some(0.0)),
+                "{http:?} body {}",
+                size.label
+            );
+        }
+    }
+    tls.shutdown().await;
+}

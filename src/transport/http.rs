@@ -1,6 +1,12 @@
-//! HTTP/1.1 and HTTP/2 over TCP or TLS, on hyper's low-level connection API so that we
-//! control connections ourselves: one connection per worker for HTTP/1.1 (keep-alive),
-//! a few shared multiplexed connections for HTTP/2.
+//! HTTP/1.1 and HTTP/2 over TCP or TLS, with connections under our control: one
+//! connection per worker for HTTP/1.1 (keep-alive; our lean `wire` client, or hyper's
+//! low-level connection API), a few shared multiplexed connections for HTTP/2 (the `h2`
+//! crate directly).
+//!
+//! HTTP/2 goes to `h2` without hyper in between: hyper's h2 client hands every request
+//! through a channel to its connection task and spawns one task per request to drive the
+//! response, which cost ~25 % of wafload's CPU per HTTP/2 request. With `h2` the session's
+//! own task sends the request and reads the response.
 
 use super::wire::{self, WireConn};
 use super::{ErrorKind, Outcome, Session, Transport, TransportError, BODY_PREFIX_LIMIT};
@@ -11,10 +17,11 @@ use bytes::{Bytes, BytesMut};
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -221,26 +228,22 @@ impl Endpoint {
         }
     }
 
-    async fn handshake_h2(&self) -> Result<http2::SendRequest<Full<Bytes>>, TransportError> {
+    async fn handshake_h2(&self) -> Result<H2Conn, TransportError> {
         let opened = self.open().await?;
-        macro_rules! hs {
-            ($io:expr) => {{
-                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                    .initial_stream_window_size(1 << 20)
-                    .initial_connection_window_size(8 << 20)
-                    .handshake(TokioIo::new($io))
-                    .await
-                    .map_err(|e| map_hyper_error(&e))?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                Ok(sender)
-            }};
-        }
-        match opened.io {
-            Io::Plain(s) => hs!(s),
-            Io::Tls(s) => hs!(*s),
-        }
+        let (send, connection) = h2::client::Builder::new()
+            .initial_window_size(1 << 20)
+            .initial_connection_window_size(8 << 20)
+            .enable_push(false)
+            .handshake::<_, Bytes>(opened.io)
+            .await
+            .map_err(|e| map_h2_error(&e))?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let flag = closed.clone();
+        tokio::spawn(async move {
+            let _ = connection.await;
+            flag.store(true, Ordering::Release);
+        });
+        Ok(H2Conn { send, closed })
     }
 
     fn request(&self, planned: &PreparedRequest, id: HeaderValue) -> Request<Full<Bytes>> {
@@ -250,19 +253,67 @@ impl Endpoint {
         request
             .headers_mut()
             .insert(self.request_id_header.clone(), id);
-        match self.version {
-            Negotiated::H1 => *request.uri_mut() = Uri::from(planned.path.clone()),
-            Negotiated::H2 => {
-                request.headers_mut().remove(http::header::HOST);
-                let mut parts = http::uri::Parts::default();
-                parts.scheme = Some(self.scheme.clone());
-                parts.authority = Some(self.authority.clone());
-                parts.path_and_query = Some(planned.path.clone());
-                *request.uri_mut() = Uri::from_parts(parts).expect("valid parts");
-                *request.version_mut() = http::Version::HTTP_2;
+        *request.uri_mut() = Uri::from(planned.path.clone());
+        request
+    }
+
+    /// The HTTP/2 request head: `:scheme`/`:authority` from the endpoint, no `Host`, no
+    /// connection-specific headers (RFC 9113 §8.2.2), and a `content-length` like HTTP/1.1.
+    fn h2_request(&self, planned: &PreparedRequest, id: HeaderValue) -> Request<()> {
+        use http::header;
+        let mut request = Request::new(());
+        *request.method_mut() = planned.method.clone();
+        *request.headers_mut() = planned.headers.clone();
+        let headers = request.headers_mut();
+        headers.remove(header::HOST);
+        if let Some(connection) = headers.remove(header::CONNECTION) {
+            if let Ok(names) = connection.to_str() {
+                for name in names.split(',') {
+                    headers.remove(name.trim());
+                }
             }
         }
+        for name in ["keep-alive", "proxy-connection"] {
+            headers.remove(name);
+        }
+        headers.remove(header::TRANSFER_ENCODING);
+        headers.remove(header::UPGRADE);
+        if headers.get(header::TE).is_some_and(|te| te != "trailers") {
+            headers.remove(header::TE);
+        }
+        let body_method = matches!(
+            planned.method,
+            http::Method::POST | http::Method::PUT | http::Method::PATCH
+        );
+        if !headers.contains_key(header::CONTENT_LENGTH)
+            && (!planned.body.is_empty() || body_method)
+        {
+            headers.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(planned.body.len()),
+            );
+        }
+        headers.insert(self.request_id_header.clone(), id);
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(planned.path.clone());
+        *request.uri_mut() = Uri::from_parts(parts).expect("valid parts");
+        *request.version_mut() = http::Version::HTTP_2;
         request
+    }
+}
+
+/// One pooled HTTP/2 connection: the `h2` handle and whether its connection task ended.
+#[derive(Clone)]
+struct H2Conn {
+    send: h2::client::SendRequest<Bytes>,
+    closed: Arc<AtomicBool>,
+}
+
+impl H2Conn {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 }
 
@@ -323,7 +374,7 @@ impl tokio::io::AsyncWrite for Io {
 /// Shared HTTP/2 connections, one slot per connection, (re)connected lazily.
 /// Each slot holds its connection with a generation number, so that a session that saw the
 /// connection go away retires exactly that one (and not a newer one another session opened).
-type H2Pool = Arc<Vec<tokio::sync::Mutex<Option<(u64, http2::SendRequest<Full<Bytes>>)>>>>;
+type H2Pool = Arc<Vec<tokio::sync::Mutex<Option<(u64, H2Conn)>>>>;
 
 /// The HTTP transport: HTTP/1.1 (one connection per worker) or HTTP/2 (shared pool).
 pub struct HttpTransport {
@@ -378,7 +429,7 @@ pub struct HttpSession {
     h2_pool: H2Pool,
     h2_slot: usize,
     /// This session's clone of its pool slot's connection, with the slot generation.
-    h2_cached: Option<(u64, http2::SendRequest<Full<Bytes>>)>,
+    h2_cached: Option<(u64, H2Conn)>,
     /// Status and time to headers of the exchange in progress, so that a timeout after the
     /// headers (a stalled or trickled body) still records the status it got.
     head_seen: Option<(u16, Duration)>,
@@ -536,7 +587,7 @@ impl HttpSession {
                 Some((g, s)) if !s.is_closed() && retired != Some(*g) => Some((*g, s.clone())),
                 _ => None,
             };
-            let (generation, mut sender) = if let Some(hit) = cached {
+            let (generation, sender) = if let Some(hit) = cached {
                 hit
             } else {
                 let mut slot = self.h2_pool[self.h2_slot].lock().await;
@@ -557,26 +608,36 @@ impl HttpSession {
                 }
             };
             self.h2_cached = Some((generation, sender.clone()));
-            let result = match sender.ready().await {
-                Ok(()) => {
+            // Until the request has left, any failure means the server never saw it.
+            let mut sent = false;
+            let result = match sender.send.ready().await {
+                Ok(mut send) => {
                     let started = Instant::now();
-                    let request = self.endpoint.request(planned, id.clone());
-                    match sender.send_request(request).await {
-                        Ok(response) => {
-                            return read_response(response, started, &mut self.head_seen).await
+                    let request = self.endpoint.h2_request(planned, id.clone());
+                    let end_of_stream = planned.body.is_empty();
+                    match send.send_request(request, end_of_stream) {
+                        Ok((response, body_tx)) => {
+                            sent = true;
+                            match h2_response(response, body_tx, planned.body.clone()).await {
+                                Ok(response) => {
+                                    return read_h2_response(response, started, &mut self.head_seen)
+                                        .await
+                                }
+                                Err(e) => e,
+                            }
                         }
                         Err(e) => e,
                     }
                 }
                 Err(e) => e,
             };
-            match h2_unprocessed(&result) {
+            match h2_unprocessed(&result, sent) {
                 Some(Unprocessed::Refused) if attempt == 0 => continue,
                 Some(Unprocessed::ConnectionGone) if attempt == 0 => {
                     retired = Some(generation);
                     continue;
                 }
-                _ => return outcome_error(map_hyper_error(&result)),
+                _ => return outcome_error(map_h2_error(&result)),
             }
         }
         unreachable!("the second attempt always returns")
@@ -598,11 +659,10 @@ enum Unprocessed {
     ConnectionGone,
 }
 
-fn h2_unprocessed(e: &hyper::Error) -> Option<Unprocessed> {
-    if e.is_canceled() {
+fn h2_unprocessed(h2e: &h2::Error, sent: bool) -> Option<Unprocessed> {
+    if !sent && (h2e.is_io() || h2e.is_go_away()) {
         return Some(Unprocessed::ConnectionGone);
     }
-    let h2e = std::error::Error::source(e)?.downcast_ref::<h2::Error>()?;
     // Only a graceful GOAWAY (NO_ERROR) errors exactly the streams above its last stream id;
     // after an error GOAWAY every stream left gets that error, processed or not.
     if h2e.is_go_away() && h2e.is_remote() && h2e.reason() == Some(h2::Reason::NO_ERROR) {
@@ -621,6 +681,113 @@ fn outcome_error(e: TransportError) -> Outcome {
     }
 }
 
+/// Sends the request body (as flow control allows) while waiting for the response head;
+/// once the head arrives, an unsent rest of the body is abandoned (a WAF may answer 403
+/// before reading it all).
+async fn h2_response(
+    response: h2::client::ResponseFuture,
+    mut body_tx: h2::SendStream<Bytes>,
+    mut body: Bytes,
+) -> Result<http::Response<h2::RecvStream>, h2::Error> {
+    if body.is_empty() {
+        return response.await;
+    }
+    let send_body = async move {
+        body_tx.reserve_capacity(body.len());
+        while !body.is_empty() {
+            match std::future::poll_fn(|cx| body_tx.poll_capacity(cx)).await {
+                Some(Ok(0)) => {}
+                Some(Ok(n)) => {
+                    let chunk = body.split_to(n.min(body.len()));
+                    if body_tx.send_data(chunk, body.is_empty()).is_err() {
+                        break;
+                    }
+                }
+                // The stream was reset or closed; the response future reports why.
+                Some(Err(_)) | None => break,
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        response = response => response,
+        _ = send_body => unreachable!("the body sender never finishes"),
+    }
+}
+
+/// Reads a whole HTTP/2 response body, keeping only a prefix and returning flow-control
+/// credit as it goes.
+async fn read_h2_response(
+    response: http::Response<h2::RecvStream>,
+    started: Instant,
+    head_seen: &mut Option<(u16, Duration)>,
+) -> Outcome {
+    let time_to_headers = started.elapsed();
+    let status = response.status().as_u16();
+    *head_seen = Some((status, time_to_headers));
+    let upstream = upstream_service_time_us(response.headers());
+    let mut body = response.into_body();
+    let mut prefix = BodyPrefix::default();
+    let mut error = None;
+    while let Some(chunk) = body.data().await {
+        match chunk {
+            Ok(data) => {
+                let _ = body.flow_control().release_capacity(data.len());
+                prefix.push(&data);
+            }
+            Err(e) => {
+                error = Some(map_h2_error(&e));
+                break;
+            }
+        }
+    }
+    prefix.outcome(status, error, upstream, time_to_headers)
+}
+
+/// `x-envoy-upstream-service-time` (ms) in µs, when present and numeric.
+fn upstream_service_time_us(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get("x-envoy-upstream-service-time")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|ms| ms * 1000)
+}
+
+/// The first `BODY_PREFIX_LIMIT` bytes of a response body and its full length.
+#[derive(Default)]
+struct BodyPrefix {
+    prefix: BytesMut,
+    len: u64,
+}
+
+impl BodyPrefix {
+    fn push(&mut self, data: &[u8]) {
+        self.len += data.len() as u64;
+        if self.prefix.len() < BODY_PREFIX_LIMIT {
+            let take = (BODY_PREFIX_LIMIT - self.prefix.len()).min(data.len());
+            self.prefix.extend_from_slice(&data[..take]);
+        }
+    }
+
+    fn outcome(
+        self,
+        status: u16,
+        error: Option<TransportError>,
+        upstream_service_time_us: Option<u64>,
+        time_to_headers: Duration,
+    ) -> Outcome {
+        Outcome {
+            status: Some(status),
+            error,
+            body_prefix: self.prefix.freeze(),
+            body_len: self.len,
+            upstream_service_time_us,
+            time_to_headers: Some(time_to_headers),
+            ext_proc: None,
+        }
+    }
+}
+
 /// Reads the whole body, keeping only a prefix; memory stays bounded for any body size.
 async fn read_response(
     response: http::Response<hyper::body::Incoming>,
@@ -630,25 +797,15 @@ async fn read_response(
     let time_to_headers = started.elapsed();
     let status = response.status().as_u16();
     *head_seen = Some((status, time_to_headers));
-    let upstream = response
-        .headers()
-        .get("x-envoy-upstream-service-time")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|ms| ms * 1000);
+    let upstream = upstream_service_time_us(response.headers());
     let mut body = response.into_body();
-    let mut prefix = BytesMut::new();
-    let mut len: u64 = 0;
+    let mut prefix = BodyPrefix::default();
     let mut error = None;
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(frame) => {
                 if let Ok(data) = frame.into_data() {
-                    len += data.len() as u64;
-                    if prefix.len() < BODY_PREFIX_LIMIT {
-                        let take = (BODY_PREFIX_LIMIT - prefix.len()).min(data.len());
-                        prefix.extend_from_slice(&data[..take]);
-                    }
+                    prefix.push(&data);
                 }
             }
             Err(e) => {
@@ -657,15 +814,7 @@ async fn read_response(
             }
         }
     }
-    Outcome {
-        status: Some(status),
-        error,
-        body_prefix: prefix.freeze(),
-        body_len: len,
-        upstream_service_time_us: upstream,
-        time_to_headers: Some(time_to_headers),
-        ext_proc: None,
-    }
+    prefix.outcome(status, error, upstream, time_to_headers)
 }
 
 /// Maps hyper/h2/io errors to the coarse kinds a user acts on.
@@ -681,6 +830,11 @@ pub fn map_hyper_error(e: &hyper::Error) -> TransportError {
         kind_from_sources(e)
     };
     TransportError::new(kind, message)
+}
+
+/// Maps h2 errors (resets, GOAWAYs, I/O) to the coarse kinds a user acts on.
+fn map_h2_error(e: &h2::Error) -> TransportError {
+    TransportError::new(kind_from_sources(e), error_chain(e))
 }
 
 fn kind_from_sources(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
