@@ -69,7 +69,8 @@ fn peak_rss_stays_under_200_mib_at_2k_rps_with_1_mib_bodies() {
             "--duration",
             &format!("{secs}s"),
         ])
-        .args(["--timeout", "10s", "--quiet", "--out"])
+        // No preflight probes: the target's byte count must be exactly the run's.
+        .args(["--timeout", "10s", "--quiet", "--no-preflight", "--out"])
         .arg(&out_dir)
         .current_dir(manifest_dir())
         .output()

@@ -2,7 +2,7 @@
 //! buffer and written with one syscall; responses are parsed in place with httparse
 //! (Content-Length, chunked and close-delimited bodies), keeping only a prefix of the
 //! body. Like wrk, no per-request task hand-offs and almost no allocation — the load
-//! generator must not be slower than the gateway it tests. HTTP/2 stays on hyper.
+//! generator must not be slower than the gateway it tests. HTTP/2 goes through `h2`.
 
 use super::{ErrorKind, Outcome, TransportError, BODY_PREFIX_LIMIT};
 use crate::plan::PreparedRequest;
@@ -110,8 +110,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
     /// for): one non-blocking read. A kept-alive connection is checked before reuse, so a
     /// server's idle-timeout close costs a reconnect, not a failed request.
     pub fn peer_closed(&mut self) -> bool {
-        let waker = std::task::Waker::from(std::sync::Arc::new(NoopWake));
-        let mut cx = std::task::Context::from_waker(&waker);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let mut probe = [0u8; 1];
         let mut read_buf = tokio::io::ReadBuf::new(&mut probe);
         // Ready means EOF, stray bytes or an error: either way not reusable.
@@ -288,13 +287,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
             self.buf.advance(2);
         }
     }
-}
-
-/// A waker for a single non-blocking poll whose wake-up nobody waits for.
-struct NoopWake;
-
-impl std::task::Wake for NoopWake {
-    fn wake(self: std::sync::Arc<Self>) {}
 }
 
 #[derive(Default)]
