@@ -120,7 +120,7 @@ fn find_operation<'a>(doc: &'a Value, method: &str, path: &str) -> Option<(Strin
             }
         });
         if let (true, Some(op)) = (ok, item.get(method.to_ascii_lowercase())) {
-            if best.as_ref().map_or(true, |(l, _, _)| literal > *l) {
+            if best.as_ref().is_none_or(|(l, _, _)| literal > *l) {
                 best = Some((literal, template.clone(), op));
             }
         }

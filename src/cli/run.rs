@@ -58,6 +58,11 @@ pub struct LoadFlags {
     /// Concurrent HTTP/2 streams per connection (HTTP/2 in flight = connections × streams).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub streams: Option<u64>,
+    /// Engine threads sending requests, like wrk's -t [default: one per core]. Against a
+    /// target on this same machine (loopback), fewer threads than cores leave it CPU and
+    /// can be faster.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub threads: Option<u64>,
     /// Per-request timeout, e.g. 5s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag)]
     pub timeout: Option<Duration>,
@@ -155,6 +160,7 @@ impl LoadFlags {
         o.requests = self.requests;
         o.connections = self.connections.map(|c| c as usize);
         o.streams = self.streams.map(|c| c as usize);
+        o.threads = self.threads.map(|c| c as usize);
         o.timeout = self.timeout;
         o.seed = self.seed;
         o.max = self.max;

@@ -458,9 +458,8 @@ fn nth_block_entry(text: &str, line: usize, column: usize, index: usize) -> Opti
         if blank_or_comment || indent > dash {
             continue; // inside an entry (settings, continuation lines)
         }
-        let is_entry = indent == dash
-            && bytes[dash] == b'-'
-            && bytes.get(dash + 1).map_or(true, |b| *b == b' ');
+        let is_entry =
+            indent == dash && bytes[dash] == b'-' && bytes.get(dash + 1).is_none_or(|b| *b == b' ');
         if !is_entry {
             return None; // the list ended before entry `index`
         }
@@ -517,7 +516,7 @@ pub(crate) fn fix_escaped_single_quotes(text: &str) -> Cow<'_, str> {
     let ends_token = |i: usize| -> bool {
         bytes
             .get(i)
-            .map_or(true, |b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            .is_none_or(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
     };
     let mut i = 0;
     while i < bytes.len() {

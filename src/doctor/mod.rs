@@ -357,7 +357,7 @@ async fn probe(profile: &Profile, step: Duration, report: &mut DoctorReport) {
     let mut outcomes = Vec::with_capacity(requests.len());
     for (i, (request, label)) in requests.iter().enumerate() {
         let id = HeaderValue::from_str(&format!("{prefix}-{i}")).expect("ascii id");
-        let outcome = session.send(request, id).await;
+        let outcome = session.send(request, id, std::time::Instant::now()).await;
         outcomes.push((PROBES[i].kind, label.clone(), outcome));
     }
     assess(&classifier, &outcomes, profile, &mut report.findings);

@@ -179,7 +179,7 @@ impl Shape {
             ) => {
                 (enumeration.is_empty() || enumeration.contains(s))
                     && s.chars().count() >= min_length.unwrap_or(0)
-                    && max_length.map_or(true, |m| s.chars().count() <= m)
+                    && max_length.is_none_or(|m| s.chars().count() <= m)
             }
             (
                 Kind::Integer {
@@ -190,17 +190,17 @@ impl Shape {
                 Value::Number(n),
             ) => n.as_i64().is_some_and(|i| {
                 (enumeration.is_empty() || enumeration.contains(&i))
-                    && minimum.map_or(true, |m| i >= m)
-                    && maximum.map_or(true, |m| i <= m)
+                    && minimum.is_none_or(|m| i >= m)
+                    && maximum.is_none_or(|m| i <= m)
             }),
             (
                 Kind::Number {
                     minimum, maximum, ..
                 },
                 Value::Number(n),
-            ) => n.as_f64().is_some_and(|f| {
-                minimum.map_or(true, |m| f >= m) && maximum.map_or(true, |m| f <= m)
-            }),
+            ) => n
+                .as_f64()
+                .is_some_and(|f| minimum.is_none_or(|m| f >= m) && maximum.is_none_or(|m| f <= m)),
             (Kind::Boolean, Value::Bool(_)) => true,
             (Kind::Array { items, min_items }, Value::Array(a)) => {
                 a.len() >= *min_items && a.iter().all(|i| items.accepts(i))

@@ -153,6 +153,10 @@ pub struct Profile {
     /// Concurrent HTTP/2 streams per connection.
     #[serde(default = "default_streams")]
     pub streams_per_connection: usize,
+    /// Engine threads sending requests (like wrk's `-t`); default one per core. When the
+    /// target runs on the same machine, fewer threads than cores leave it CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
     #[serde(
         serialize_with = "duration_serde::serialize",
         deserialize_with = "duration_serde::timeout",
@@ -309,6 +313,7 @@ impl Default for Profile {
             requests: None,
             connections: default_connections(),
             streams_per_connection: default_streams(),
+            threads: None,
             timeout: default_timeout(),
             classify: ClassifyRules::default(),
             monitor: None,
@@ -342,6 +347,7 @@ pub struct Overrides {
     pub requests: Option<u64>,
     pub connections: Option<usize>,
     pub streams: Option<usize>,
+    pub threads: Option<usize>,
     pub timeout: Option<Duration>,
     pub seed: Option<u64>,
     pub max: bool,
@@ -470,6 +476,9 @@ impl Profile {
         if let Some(v) = o.requests {
             self.requests = Some(v);
         }
+        if let Some(v) = o.threads {
+            self.threads = Some(v);
+        }
         if let Some(v) = o.connections {
             self.connections = v;
         }
@@ -525,6 +534,9 @@ impl Profile {
             path: origin.to_path_buf(),
             message,
         };
+        if self.threads == Some(0) {
+            return Err(invalid("threads must be at least 1".into()));
+        }
         if self.connections == 0 {
             return Err(invalid("connections must be at least 1".into()));
         }
@@ -804,6 +816,21 @@ seed: 7
             .unwrap_err()
             .to_string();
         assert!(err.contains("classify"), "{err}");
+    }
+
+    #[test]
+    fn threads_come_from_the_profile_or_the_flag_and_zero_is_refused() {
+        let mut p = parse("threads: 3\nrate: 5\nduration: 1s\n").unwrap();
+        assert_eq!(p.threads, Some(3));
+        p.apply(&Overrides {
+            threads: Some(1),
+            ..Default::default()
+        });
+        assert_eq!(p.threads, Some(1));
+        let err = parse("threads: 0\nrate: 5\nduration: 1s\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("threads must be at least 1"), "{err}");
     }
 
     #[test]

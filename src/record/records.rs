@@ -44,29 +44,41 @@ impl RecordLine {
     /// The JSON line, written by hand: the recorder does this once per request, and this is
     /// several times cheaper than going through serde (a test checks both agree).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        use std::io::Write as _;
+        let mut num = itoa::Buffer::new();
+        let mut field = |out: &mut Vec<u8>, name: &[u8], value: u64| {
+            out.extend_from_slice(name);
+            out.extend_from_slice(num.format(value).as_bytes());
+        };
         out.push(b'{');
         if let Some(n) = self.n {
-            let _ = write!(out, "\"n\":{n},");
+            field(out, b"\"n\":", n);
+            out.push(b',');
         }
-        let _ = write!(
-            out,
-            "\"src\":{},\"t\":{},\"wait\":{},\"lat\":{}",
-            self.src, self.t, self.wait, self.lat
-        );
+        field(out, b"\"src\":", u64::from(self.src));
+        field(out, b",\"t\":", self.t);
+        field(out, b",\"wait\":", self.wait);
+        field(out, b",\"lat\":", self.lat);
         if let Some(st) = self.st {
-            let _ = write!(out, ",\"st\":{st}");
+            field(out, b",\"st\":", u64::from(st));
         }
         // Class and error names are fixed ASCII identifiers: no escaping needed.
-        let _ = write!(out, ",\"cls\":\"{}\"", self.cls);
+        out.extend_from_slice(b",\"cls\":\"");
+        out.extend_from_slice(self.cls.as_bytes());
+        out.push(b'"');
         if let Some(err) = self.err {
-            let _ = write!(out, ",\"err\":\"{err}\"");
+            out.extend_from_slice(b",\"err\":\"");
+            out.extend_from_slice(err.as_bytes());
+            out.push(b'"');
         }
         if let Some(up) = self.up {
-            let _ = write!(out, ",\"up\":{up}");
+            field(out, b",\"up\":", up);
         }
         if let Some(xp) = self.xp {
-            let _ = write!(out, ",\"xp\":{xp}");
+            out.extend_from_slice(if xp {
+                b",\"xp\":true"
+            } else {
+                b",\"xp\":false"
+            });
         }
         if let Some(reason) = &self.reason {
             out.extend_from_slice(b",\"reason\":");

@@ -308,9 +308,11 @@ pub async fn execute<T: Transport>(
         dead_target_after: DEAD_TARGET_AFTER,
         start,
         shard,
-        threads: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        threads: profile.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }),
     };
     let stats = run_workers(
         transport.clone(),

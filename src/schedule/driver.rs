@@ -88,9 +88,14 @@ pub const DISPATCH_LEAD: Duration = Duration::from_micros(200);
 pub const LEAD_MIN_INTERVAL: Duration = Duration::from_micros(500);
 
 /// Waits for an instant at most `DISPATCH_LEAD` away by yielding to the engine's other
-/// tasks (tokio's timer has 1 ms granularity, far too coarse for a send time).
-async fn wait_until(t: Instant) {
-    while Instant::now() < t {
+/// tasks (tokio's timer has 1 ms granularity, far too coarse for a send time); returns
+/// the time it saw, which is the send time.
+async fn wait_until(t: Instant) -> Instant {
+    loop {
+        let now = Instant::now();
+        if now >= t {
+            return now;
+        }
         tokio::task::yield_now().await;
     }
 }
@@ -460,9 +465,9 @@ async fn open_loop<S: Session>(
         if ctx.stopping() {
             break;
         }
-        wait_until(job.intended).await;
+        let now = wait_until(job.intended).await;
         state.sent += 1;
-        let c = send_one(session, ctx, job, &mut state.in_flight).await;
+        let c = send_one(session, ctx, job, now, &mut state.in_flight).await;
         state.batch.push(c);
         // Flush when the batch is full or nothing else is due right now (low rates stay live).
         if (state.batch.len() >= COMPLETION_BATCH || jobs.is_empty())
@@ -515,19 +520,21 @@ async fn closed_loop<S: Session>(
     state: &mut WorkerState,
 ) {
     loop {
-        if ctx.stopping() || deadline.is_some_and(|d| Instant::now() >= d) {
+        let now = Instant::now();
+        if ctx.stopping() || deadline.is_some_and(|d| now >= d) {
             break;
         }
         let slot = shard.slot(counter.fetch_add(1, Ordering::Relaxed));
         if slots.is_some_and(|n| slot >= n) {
             break;
         }
+        // Closed loop: the request is intended for the moment it is sent.
         let job = Job {
             slot,
-            intended: Instant::now(),
+            intended: now,
         };
         state.sent += 1;
-        let c = send_one(session, ctx, job, &mut state.in_flight).await;
+        let c = send_one(session, ctx, job, now, &mut state.in_flight).await;
         state.batch.push(c);
         if state.batch.len() >= COMPLETION_BATCH && !flush(ctx, &mut state.batch).await {
             break;
@@ -535,22 +542,32 @@ async fn closed_loop<S: Session>(
     }
 }
 
-/// Sends one slot and returns its completion (classified).
+/// Sends one slot at `sent` and returns its completion (classified).
 async fn send_one<S: Session>(
     session: &mut S,
     ctx: &WorkerContext,
     job: Job,
+    sent: Instant,
     in_flight: &mut Option<(Job, Instant)>,
 ) -> Completion {
     let request = ctx.plan.request_for_slot(job.slot);
-    let id =
-        HeaderValue::from_str(&format!("{}-{}", ctx.run_tag, job.slot)).expect("run tag is ascii");
-    let sent = Instant::now();
+    let id = request_id(&ctx.run_tag, job.slot);
     *in_flight = Some((job, sent));
     ctx.progress.sent.fetch_add(1, Ordering::Relaxed);
-    let outcome = session.send(request, id).await;
+    let outcome = session.send(request, id, sent).await;
     *in_flight = None;
     complete(ctx, job, sent, &outcome)
+}
+
+/// `<run tag>-<slot>`, the id every request carries (built without `format!`: hot path).
+fn request_id(run_tag: &str, slot: u64) -> HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(slot);
+    let mut id = Vec::with_capacity(run_tag.len() + 1 + digits.len());
+    id.extend_from_slice(run_tag.as_bytes());
+    id.push(b'-');
+    id.extend_from_slice(digits.as_bytes());
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).expect("run tag is visible ASCII")
 }
 
 /// Classifies an outcome into the completion the recorder gets.
@@ -591,7 +608,16 @@ fn complete(ctx: &WorkerContext, job: Job, sent: Instant, outcome: &Outcome) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::Shard;
+    use super::{request_id, Shard};
+
+    #[test]
+    fn request_ids_are_tag_dash_slot() {
+        assert_eq!(request_id("wl-abc", 0), "wl-abc-0");
+        assert_eq!(
+            request_id("wl-abc", u64::MAX),
+            "wl-abc-18446744073709551615"
+        );
+    }
 
     #[test]
     fn shards_partition_the_slots() {

@@ -1054,7 +1054,12 @@ pub struct ExtProcSession {
 }
 
 impl Session for ExtProcSession {
-    async fn send(&mut self, request: &PreparedRequest, request_id: HeaderValue) -> Outcome {
+    async fn send(
+        &mut self,
+        request: &PreparedRequest,
+        request_id: HeaderValue,
+        _sent: std::time::Instant,
+    ) -> Outcome {
         let timeout = self.shared.timeout;
         match tokio::time::timeout(timeout, self.exchange(request, request_id)).await {
             Ok(outcome) => outcome,

@@ -102,9 +102,12 @@ pub trait Transport: Send + Sync + 'static {
 
 pub trait Session: Send {
     /// Sends one request and waits for its outcome, bounded by the transport's timeout.
+    /// `sent` is the caller's send time (it has just read the clock; the timeout and the
+    /// time to headers count from it, so the hot path reads the clock once less).
     fn send<'a>(
         &'a mut self,
         request: &'a PreparedRequest,
         request_id: ::http::HeaderValue,
+        sent: std::time::Instant,
     ) -> impl Future<Output = Outcome> + Send + 'a;
 }

@@ -48,7 +48,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
         }
     }
 
-    /// Writes the request and reads the whole response. `head_seen` gets the status and
+    /// Writes the request and reads the whole response; the time to headers counts from
+    /// `started`, the caller's send time. `head_seen` gets the status and
     /// time to headers as soon as the head is parsed, so that a caller whose timeout cuts
     /// the body short can still record the status.
     pub async fn exchange(
@@ -56,10 +57,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
         req: &PreparedRequest,
         id_header: &HeaderName,
         id: &HeaderValue,
+        started: Instant,
         head_seen: &mut Option<(u16, std::time::Duration)>,
     ) -> Exchange {
         serialize(&mut self.out, req, id_header, id);
-        let started = Instant::now();
         let write = async {
             self.stream.write_all(&self.out).await?;
             if req.body.len() > INLINE_BODY {
@@ -378,9 +379,15 @@ struct Head {
 
 /// Parses a response head if complete (`Ok(None)` = need more bytes).
 fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(buf) {
+    // Uninitialised header slots: initialising 128 of them cost more than the parse.
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    );
+    let head_len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(e.to_string()),
@@ -560,6 +567,7 @@ mod tests {
             &req,
             &HeaderName::from_static("x-request-id"),
             &HeaderValue::from_static("r-1"),
+            Instant::now(),
             &mut None,
         )
         .await
