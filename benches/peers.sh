@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side throughput against wrk, oha and h2load on loopback.
 #
-#   benches/peers.sh [SECONDS] [CONNECTIONS] [ROUNDS]      (defaults: 10 64 3)
+#   benches/peers.sh [SECONDS] [CONNECTIONS] [ROUNDS] [THREADS]   (defaults: 10 64 3 nproc)
 #
 # Starts two fixed targets — nginx `return 200` with 1 worker (from the WAF lab set-up)
 # and wafload's calibration target — then, for each target, runs every peer and wafload
-# with the same connections and duration, alternating A B A B … for ROUNDS rounds. Prints
+# with the same connections, threads and duration, alternating A B A B … for ROUNDS rounds. Prints
 # req/s, CPU µs per request (user+sys of the load generator process), max RSS, p50/p99,
 # and the median ratio wafload / peer. Peers come from Debian (`apt-get install -y wrk
 # nghttp2-client`) and crates (`cargo install oha --locked`); a missing peer is skipped
@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 SECS=${1:-10}
 CONNS=${2:-64}
 ROUNDS=${3:-3}
+# Every tool gets the same number of threads (wrk -t, h2load -t, oha --worker-threads,
+# wafload --threads). On 2 cores shared with the target, 1 is faster for all of them.
+THREADS=${4:-$(nproc)}
 WAFLOAD=${WAFLOAD:-target/release/wafload}
 WORK=$(mktemp -d /tmp/wafload-peers.XXXXXX)
 LAB="$WORK/lab"
@@ -51,15 +54,15 @@ TARGETS+=("calibration=http://127.0.0.1:$CAL_PORT/")
 run_one() {
     local tool=$1 url=$2 out="$WORK/out.txt" tm="$WORK/time.txt"
     case $tool in
-        wrk) /usr/bin/time -o "$tm" -f "%U %S %M" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$url" >"$out" 2>&1 ;;
-        oha) /usr/bin/time -o "$tm" -f "%U %S %M" oha -z "${SECS}s" -c "$CONNS" --no-tui --output-format json "$url" >"$out" 2>&1 ;;
-        h2load) /usr/bin/time -o "$tm" -f "%U %S %M" h2load -D "$SECS" -c "$CONNS" -m 10 -t 2 "$url" >"$out" 2>&1 ;;
+        wrk) /usr/bin/time -o "$tm" -f "%U %S %M" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "$url" >"$out" 2>&1 ;;
+        oha) /usr/bin/time -o "$tm" -f "%U %S %M" oha -z "${SECS}s" -c "$CONNS" --worker-threads "$THREADS" --no-tui --output-format json "$url" >"$out" 2>&1 ;;
+        h2load) /usr/bin/time -o "$tm" -f "%U %S %M" h2load -D "$SECS" -c "$CONNS" -m 10 -t "$THREADS" "$url" >"$out" 2>&1 ;;
         wafload|wafload-h2|wafload-corpus)
             local extra=(--plain)
             [ "$tool" = wafload-h2 ] && extra=(--plain --http h2 --streams 10)
             [ "$tool" = wafload-corpus ] && extra=(--corpus payloads --benign-share 0.5)
-            /usr/bin/time -o "$tm" -f "%U %S %M" "$WAFLOAD" run --target "$url" "${extra[@]}" --max \
-                -c "$CONNS" --duration "${SECS}s" --timeout 5s --quiet --results-dir "$RESULTS" >"$out" 2>&1 ;;
+            /usr/bin/time -o "$tm" -f "%U %S %M" "$WAFLOAD" run --target "$url" "${extra[@]}" --max --no-preflight \
+                -c "$CONNS" --threads "$THREADS" --duration "${SECS}s" --timeout 5s --quiet --results-dir "$RESULTS" >"$out" 2>&1 ;;
     esac
     python3 - "$tool" "$out" "$tm" <<'PY'
 import json, re, sys
@@ -94,7 +97,7 @@ print(f"{tool} {rps:.0f} {cpu:.2f} {rss} {p50:.3f} {p99:.3f}")
 PY
 }
 
-echo "# $(date -Iseconds) · $(nproc) CPUs · ${SECS}s × ${ROUNDS} rounds · ${CONNS} connections"
+echo "# $(date -Iseconds) · $(nproc) CPUs · ${SECS}s × ${ROUNDS} rounds · ${CONNS} connections · ${THREADS} threads per tool"
 ALL="$WORK/all.txt"
 : >"$ALL"
 for t in "${TARGETS[@]}"; do
