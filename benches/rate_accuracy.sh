@@ -4,6 +4,7 @@
 # (p50 − 1 ms: what wafload itself adds, as wrk2 would measure it).
 #
 #   benches/rate_accuracy.sh [SECONDS] [RATES]        (defaults: 20 "1000 5000 20000")
+#   WAFLOAD_ARGS="--threads 1" benches/rate_accuracy.sh …   (extra flags for every run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-20}
@@ -21,7 +22,7 @@ echo "| rate | sent | achieved req/s | rate error | send jitter p50 / p99 (µs) 
 echo "|---|---|---|---|---|---|---|---|"
 for R in $RATES; do
     dir=$("$WAFLOAD" run --target "http://127.0.0.1:$PORT/" --plain --rate "$R" --duration "${SECS}s" \
-        -c 512 --timeout 5s --quiet --results-dir "$WORK")
+        -c 512 --timeout 5s --quiet --no-preflight --results-dir "$WORK" ${WAFLOAD_ARGS:-})
     python3 - "$dir" "$R" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1] + "/summary.json")); r = float(sys.argv[2])

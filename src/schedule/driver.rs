@@ -83,9 +83,24 @@ pub struct DriverConfig {
 
 /// How early the pacer hands a job to the workers; the worker waits out the rest itself.
 pub const DISPATCH_LEAD: Duration = Duration::from_micros(200);
-/// The lead is used only when requests are at least this far apart (≤ 2 000 req/s per
-/// process), so the wait costs at most a fraction of a core.
+/// Below this interval between requests (> 2 000 req/s per process) the lead shrinks to a
+/// third of the interval, so the workers' waiting costs at most a third of a core.
 pub const LEAD_MIN_INTERVAL: Duration = Duration::from_micros(500);
+/// A lead shorter than this would not cover an engine thread's wake-up; none is used.
+pub const LEAD_FLOOR: Duration = Duration::from_micros(25);
+
+/// The hand-over lead for requests `interval` apart.
+pub fn dispatch_lead(interval: Duration) -> Duration {
+    if interval >= LEAD_MIN_INTERVAL {
+        return DISPATCH_LEAD;
+    }
+    let lead = interval / 3;
+    if lead >= LEAD_FLOOR {
+        lead
+    } else {
+        Duration::ZERO
+    }
+}
 
 /// Waits for an instant at most `DISPATCH_LEAD` away by yielding to the engine's other
 /// tasks (tokio's timer has 1 ms granularity, far too coarse for a send time); returns
@@ -341,11 +356,7 @@ fn pace(
             .offset(shard.slot(k + 1))
             .map(|next| next.saturating_sub(offset))
             .unwrap_or(Duration::MAX);
-        let lead = if interval >= LEAD_MIN_INTERVAL {
-            DISPATCH_LEAD
-        } else {
-            Duration::ZERO
-        };
+        let lead = dispatch_lead(interval);
         let hand_over = due.checked_sub(lead).unwrap_or(due);
         loop {
             if cancel.is_cancelled() {
