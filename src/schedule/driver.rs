@@ -619,7 +619,18 @@ fn complete(ctx: &WorkerContext, job: Job, sent: Instant, outcome: &Outcome) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::{request_id, Shard};
+    use super::{dispatch_lead, request_id, Shard};
+    use std::time::Duration;
+
+    #[test]
+    fn the_lead_shrinks_with_the_interval_and_stops_below_its_floor() {
+        let us = Duration::from_micros;
+        assert_eq!(dispatch_lead(us(1000)), us(200)); // 1k req/s
+        assert_eq!(dispatch_lead(us(500)), us(200)); // 2k req/s
+        assert_eq!(dispatch_lead(us(200)), us(200) / 3); // 5k req/s: 66.7 µs
+        assert_eq!(dispatch_lead(us(100)), us(100) / 3); // 10k req/s: 33.3 µs
+        assert_eq!(dispatch_lead(us(50)), Duration::ZERO); // 20k req/s: engines are awake
+    }
 
     #[test]
     fn request_ids_are_tag_dash_slot() {
