@@ -9,11 +9,11 @@
 //! own task sends the request and reads the response.
 
 use super::wire::{self, WireConn};
-use super::{ErrorKind, Outcome, Session, Transport, TransportError, BODY_PREFIX_LIMIT};
+use super::{BodyPrefix, ErrorKind, Outcome, Session, Transport, TransportError};
 use crate::error::Error;
 use crate::plan::PreparedRequest;
 use crate::profile::{HttpVersion, Profile};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full};
@@ -754,10 +754,7 @@ async fn read_h2_response(
     started: Instant,
     head_seen: &mut Option<(u16, Duration)>,
 ) -> Outcome {
-    let time_to_headers = started.elapsed();
-    let status = response.status().as_u16();
-    *head_seen = Some((status, time_to_headers));
-    let upstream = upstream_service_time_us(response.headers());
+    let (status, time_to_headers, upstream) = note_head(&response, started, head_seen);
     let mut body = response.into_body();
     let mut prefix = BodyPrefix::default();
     let mut error = None;
@@ -776,6 +773,23 @@ async fn read_h2_response(
     prefix.outcome(status, error, upstream, time_to_headers)
 }
 
+/// Status, time to headers and upstream service time of a response head; `head_seen` gets
+/// the first two at once, so a timeout during the body still reports them.
+fn note_head<B>(
+    response: &http::Response<B>,
+    started: Instant,
+    head_seen: &mut Option<(u16, Duration)>,
+) -> (u16, Duration, Option<u64>) {
+    let time_to_headers = started.elapsed();
+    let status = response.status().as_u16();
+    *head_seen = Some((status, time_to_headers));
+    (
+        status,
+        time_to_headers,
+        upstream_service_time_us(response.headers()),
+    )
+}
+
 /// `x-envoy-upstream-service-time` (ms) in µs, when present and numeric.
 fn upstream_service_time_us(headers: &http::HeaderMap) -> Option<u64> {
     headers
@@ -785,51 +799,13 @@ fn upstream_service_time_us(headers: &http::HeaderMap) -> Option<u64> {
         .map(|ms| ms * 1000)
 }
 
-/// The first `BODY_PREFIX_LIMIT` bytes of a response body and its full length.
-#[derive(Default)]
-struct BodyPrefix {
-    prefix: BytesMut,
-    len: u64,
-}
-
-impl BodyPrefix {
-    fn push(&mut self, data: &[u8]) {
-        self.len += data.len() as u64;
-        if self.prefix.len() < BODY_PREFIX_LIMIT {
-            let take = (BODY_PREFIX_LIMIT - self.prefix.len()).min(data.len());
-            self.prefix.extend_from_slice(&data[..take]);
-        }
-    }
-
-    fn outcome(
-        self,
-        status: u16,
-        error: Option<TransportError>,
-        upstream_service_time_us: Option<u64>,
-        time_to_headers: Duration,
-    ) -> Outcome {
-        Outcome {
-            status: Some(status),
-            error,
-            body_prefix: self.prefix.freeze(),
-            body_len: self.len,
-            upstream_service_time_us,
-            time_to_headers: Some(time_to_headers),
-            ext_proc: None,
-        }
-    }
-}
-
 /// Reads the whole body, keeping only a prefix; memory stays bounded for any body size.
 async fn read_response(
     response: http::Response<hyper::body::Incoming>,
     started: Instant,
     head_seen: &mut Option<(u16, Duration)>,
 ) -> Outcome {
-    let time_to_headers = started.elapsed();
-    let status = response.status().as_u16();
-    *head_seen = Some((status, time_to_headers));
-    let upstream = upstream_service_time_us(response.headers());
+    let (status, time_to_headers, upstream) = note_head(&response, started, head_seen);
     let mut body = response.into_body();
     let mut prefix = BodyPrefix::default();
     let mut error = None;

@@ -111,3 +111,38 @@ pub trait Session: Send {
         sent: std::time::Instant,
     ) -> impl Future<Output = Outcome> + Send + 'a;
 }
+
+/// The first `BODY_PREFIX_LIMIT` bytes of a response body and its full length.
+#[derive(Default)]
+pub(crate) struct BodyPrefix {
+    pub prefix: bytes::BytesMut,
+    pub len: u64,
+}
+
+impl BodyPrefix {
+    pub fn push(&mut self, data: &[u8]) {
+        self.len += data.len() as u64;
+        if self.prefix.len() < BODY_PREFIX_LIMIT {
+            let take = (BODY_PREFIX_LIMIT - self.prefix.len()).min(data.len());
+            self.prefix.extend_from_slice(&data[..take]);
+        }
+    }
+
+    pub fn outcome(
+        self,
+        status: u16,
+        error: Option<TransportError>,
+        upstream_service_time_us: Option<u64>,
+        time_to_headers: Duration,
+    ) -> Outcome {
+        Outcome {
+            status: Some(status),
+            error,
+            body_prefix: self.prefix.freeze(),
+            body_len: self.len,
+            upstream_service_time_us,
+            time_to_headers: Some(time_to_headers),
+            ext_proc: None,
+        }
+    }
+}

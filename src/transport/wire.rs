@@ -4,7 +4,7 @@
 //! body. Like wrk, no per-request task hand-offs and almost no allocation — the load
 //! generator must not be slower than the gateway it tests. HTTP/2 goes through `h2`.
 
-use super::{ErrorKind, Outcome, TransportError, BODY_PREFIX_LIMIT};
+use super::{BodyPrefix, ErrorKind, Outcome, TransportError};
 use crate::plan::PreparedRequest;
 use bytes::{Buf, BytesMut};
 use http::{HeaderName, HeaderValue, Method};
@@ -178,7 +178,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
         *head_seen = Some((status, time_to_headers));
         self.buf.advance(head_len);
         let no_body = head_only || status == 204 || status == 304;
-        let mut body = BodySink::default();
+        let mut body = BodyPrefix::default();
         let framing = if no_body { Framing::Length(0) } else { framing };
         let complete = match framing {
             Framing::Length(n) => self.read_length(n, &mut body).await,
@@ -209,7 +209,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
     async fn read_length(
         &mut self,
         mut remaining: u64,
-        body: &mut BodySink,
+        body: &mut BodyPrefix,
     ) -> Result<(), Failure> {
         loop {
             let take = (self.buf.len() as u64).min(remaining) as usize;
@@ -228,7 +228,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
         }
     }
 
-    async fn read_to_close(&mut self, body: &mut BodySink) -> Result<(), Failure> {
+    async fn read_to_close(&mut self, body: &mut BodyPrefix) -> Result<(), Failure> {
         loop {
             body.push(&self.buf);
             self.buf.clear();
@@ -240,7 +240,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
         }
     }
 
-    async fn read_chunked(&mut self, body: &mut BodySink) -> Result<(), Failure> {
+    async fn read_chunked(&mut self, body: &mut BodyPrefix) -> Result<(), Failure> {
         loop {
             // Chunk-size line.
             let line_end = loop {
@@ -286,22 +286,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
                 return Err(Failure::protocol("chunk data not followed by CRLF", None));
             }
             self.buf.advance(2);
-        }
-    }
-}
-
-#[derive(Default)]
-struct BodySink {
-    prefix: BytesMut,
-    len: u64,
-}
-
-impl BodySink {
-    fn push(&mut self, data: &[u8]) {
-        self.len += data.len() as u64;
-        if self.prefix.len() < BODY_PREFIX_LIMIT {
-            let take = (BODY_PREFIX_LIMIT - self.prefix.len()).min(data.len());
-            self.prefix.extend_from_slice(&data[..take]);
         }
     }
 }
