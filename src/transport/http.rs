@@ -293,6 +293,11 @@ impl Endpoint {
                 HeaderValue::from(planned.body.len()),
             );
         }
+        // Never indexed (HPACK): every id is unique, so indexing it only churned the dynamic
+        // table — each request walked all the earlier ids' entries comparing values, then
+        // evicted one (~5 % of the CPU per HTTP/2 request).
+        let mut id = id;
+        id.set_sensitive(true);
         headers.insert(self.request_id_header.clone(), id);
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(self.scheme.clone());
