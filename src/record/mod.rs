@@ -431,12 +431,18 @@ impl Recorder {
         if c.flags.ext_proc_error {
             p.ext_proc_errors.fetch_add(1, Ordering::Relaxed);
         }
+        Ok(())
+    }
+
+    /// Publishes the p99 for the progress display at most every 200 ms; called once per
+    /// batch of completions, so the clock is read per batch, not per record.
+    fn publish_progress(&mut self) {
         if self.last_publish.elapsed() > Duration::from_millis(200) {
             self.last_publish = Instant::now();
-            p.p99_us
+            self.progress
+                .p99_us
                 .store(self.recorded.all.value_at_quantile(0.99), Ordering::Relaxed);
         }
-        Ok(())
     }
 
     /// Drains the channel until all senders are gone, then flushes the records file.
@@ -453,6 +459,7 @@ impl Recorder {
                     self.writer = None;
                 }
             }
+            self.publish_progress();
         }
         if let Some(w) = self.writer.take() {
             w.finish()?;

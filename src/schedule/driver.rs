@@ -42,12 +42,14 @@ pub struct Completion {
     pub ext_proc: Option<Box<crate::transport::extproc::ExtProcDetail>>,
 }
 
-/// Live counters for the progress display; updated by workers and the recorder.
+/// Live counters for the progress display; updated by workers and the recorder. Each
+/// counter has a cache line of its own: the engine threads and the recorder thread update
+/// them on every request, and counters sharing a line made it bounce between cores.
 #[derive(Debug, Default)]
 pub struct Progress {
-    pub dispatched: AtomicU64,
-    pub sent: AtomicU64,
-    pub completed: AtomicU64,
+    pub dispatched: Padded<AtomicU64>,
+    pub sent: Padded<AtomicU64>,
+    pub completed: Padded<AtomicU64>,
     pub blocked: AtomicU64,
     pub passed: AtomicU64,
     pub failed: AtomicU64,
@@ -55,8 +57,21 @@ pub struct Progress {
     /// p99 latency so far in µs, published by the recorder.
     pub p99_us: AtomicU64,
     /// Connection failures in a row (no response at all); used to stop on a dead target.
-    pub consecutive_connect_failures: AtomicU64,
+    pub consecutive_connect_failures: Padded<AtomicU64>,
     pub done: AtomicBool,
+}
+
+/// A value alone on its cache line (128 bytes: two lines, as adjacent-line prefetch pairs
+/// them on x86).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct Padded<T>(pub T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -596,7 +611,13 @@ fn complete(ctx: &WorkerContext, job: Job, sent: Instant, outcome: &Outcome) -> 
         if n >= ctx.dead_target_after && !ctx.dead_target.swap(true, Ordering::Relaxed) {
             ctx.cancel.cancel();
         }
-    } else {
+    } else if ctx
+        .progress
+        .consecutive_connect_failures
+        .load(Ordering::Relaxed)
+        != 0
+    {
+        // Written only when it changes: a store per request kept the line bouncing.
         ctx.progress
             .consecutive_connect_failures
             .store(0, Ordering::Relaxed);
