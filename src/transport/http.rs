@@ -618,17 +618,16 @@ impl HttpSession {
         // also retires the pool slot's connection so the retry opens a new one.
         let mut retired: Option<u64> = None;
         for attempt in 0..2 {
-            // The session keeps its own clone of the slot's connection: the pool's lock is
-            // taken only to (re)connect, not on every request.
-            let cached = match &self.h2_cached {
-                Some((g, s)) if !s.is_closed() && retired != Some(*g) => Some((*g, s.clone())),
-                _ => None,
-            };
-            let (generation, sender) = if let Some(hit) = cached {
-                hit
-            } else {
+            // The session keeps its own handle on the slot's connection and uses it by
+            // reference: the pool's lock is taken only to (re)connect, and no handle is
+            // cloned per request (a clone and its drop each lock h2's stream store).
+            let usable = matches!(
+                &self.h2_cached,
+                Some((g, s)) if !s.is_closed() && retired != Some(*g)
+            );
+            if !usable {
                 let mut slot = self.h2_pool[self.h2_slot].lock().await;
-                match slot.as_ref() {
+                let current = match slot.as_ref() {
                     Some((generation, s)) if !s.is_closed() && retired != Some(*generation) => {
                         (*generation, s.clone())
                     }
@@ -642,17 +641,19 @@ impl HttpSession {
                             Err(e) => return outcome_error(e),
                         }
                     }
-                }
-            };
-            self.h2_cached = Some((generation, sender.clone()));
+                };
+                self.h2_cached = Some(current);
+            }
+            let (generation, conn) = self.h2_cached.as_mut().expect("set above");
+            let generation = *generation;
             // Until the request has left, any failure means the server never saw it.
             let mut sent = false;
-            let result = match sender.send.ready().await {
-                Ok(mut send) => {
+            let result = match std::future::poll_fn(|cx| conn.send.poll_ready(cx)).await {
+                Ok(()) => {
                     let started = Instant::now();
                     let request = self.endpoint.h2_request(planned, id.clone());
                     let end_of_stream = planned.body.is_empty();
-                    match send.send_request(request, end_of_stream) {
+                    match conn.send.send_request(request, end_of_stream) {
                         Ok((response, body_tx)) => {
                             sent = true;
                             match h2_response(response, body_tx, planned.body.clone()).await {
