@@ -37,12 +37,14 @@ async fn streamed_four_chunks_are_four_body_round_trips() {
     assert_eq!(x.round_trips["request_body"], 4 * 50);
     assert_eq!(x.phases["request_body"].count, 4 * 50);
     assert_eq!(x.phases["request_body_phase"].count, 50);
-    // Each chunk is the processor's 2 ms (served one after another), the phase about 8 ms.
+    // Each chunk is the processor's 2 ms (served one after another) plus the gRPC floor
+    // (~0.5 ms in a debug build, more while the binary's other tests run beside it); the
+    // phase about 8 ms — below the 10 ms that a fifth chunk would take.
     let b = &x.phases["request_body"];
-    assert!((2000..=2500).contains(&b.p50), "per-chunk p50 {} µs", b.p50);
+    assert!((2000..=3000).contains(&b.p50), "per-chunk p50 {} µs", b.p50);
     let phase = &x.phases["request_body_phase"];
     assert!(
-        (8000..=9500).contains(&phase.p50),
+        (8000..=10_000).contains(&phase.p50),
         "phase p50 {} µs",
         phase.p50
     );
@@ -201,9 +203,13 @@ async fn response_phases_are_timed() {
     assert_eq!(x.round_trips["response_headers"], 20);
     assert_eq!(x.round_trips["response_body"], 60);
     assert_eq!(x.decided_at["response_body"], 20);
+    // The phase's own round trip: the processor's 1 ms plus the gRPC round-trip floor
+    // (~0.5 ms in a debug build, more while the other tests of this binary run beside it;
+    // CI once saw 1516 µs). Never below the delay, and well below the 4 ms that the
+    // response phases take together (headers + 3 body chunks of 1 ms each).
     let rh = &x.phases["response_headers"];
     assert!(
-        (1000..=1500).contains(&rh.p50),
+        (1000..=2500).contains(&rh.p50),
         "response headers p50 {}",
         rh.p50
     );
