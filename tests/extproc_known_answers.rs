@@ -9,14 +9,6 @@ use support::*;
 use wafload::target::extproc::{start_ext_proc, ExtProcTargetConfig, ProcessorFault};
 use wafload::transport::extproc::{BodyMode, ExtProcSettings, ProcessorTls};
 
-fn settings(mode: BodyMode) -> ExtProcSettings {
-    ExtProcSettings {
-        request_body_mode: mode,
-        response_body_mode: mode,
-        ..ExtProcSettings::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_four_chunks_are_four_body_round_trips() {
     let proc = start_ext_proc(ExtProcTargetConfig {
@@ -115,13 +107,7 @@ async fn header_marker_blocks_at_headers_and_body_is_never_sent() {
     )
     .unwrap();
     let p = profile(&corpus, tmp.path(), 10, 1);
-    let out = run_direct(
-        &p,
-        &proc.url(),
-        settings(BodyMode::Buffered),
-        ProcessorTls::default(),
-    )
-    .await;
+    let out = run_buffered(&p, &proc.url()).await;
     let x = out.summary.ext_proc.as_ref().unwrap();
     assert_eq!(x.blocked_at["request_headers"], 10);
     assert_eq!(x.round_trips.get("request_body"), None);
@@ -138,13 +124,7 @@ async fn buffered_over_the_limit_is_413_and_partial_sends_the_limit() {
     // Envoy's default limit is 1 MiB: one byte more is a 413, never sent to the processor.
     let corpus = benign_body_corpus(tmp.path(), (1 << 20) + 1);
     let p = profile(&corpus, tmp.path(), 5, 1);
-    let out = run_direct(
-        &p,
-        &proc.url(),
-        settings(BodyMode::Buffered),
-        ProcessorTls::default(),
-    )
-    .await;
+    let out = run_buffered(&p, &proc.url()).await;
     assert_eq!(out.summary.statuses["413"], 5);
     assert_eq!(out.summary.counts["unresolved"], 5);
     let x = out.summary.ext_proc.as_ref().unwrap();
@@ -155,13 +135,7 @@ async fn buffered_over_the_limit_is_413_and_partial_sends_the_limit() {
     let tmp2 = tempfile::tempdir().unwrap();
     let corpus2 = benign_body_corpus(tmp2.path(), 1 << 20);
     let p2 = profile(&corpus2, tmp2.path(), 2, 1);
-    let out2 = run_direct(
-        &p2,
-        &proc.url(),
-        settings(BodyMode::Buffered),
-        ProcessorTls::default(),
-    )
-    .await;
+    let out2 = run_buffered(&p2, &proc.url()).await;
     assert_eq!(out2.summary.statuses["200"], 2);
     // BUFFERED_PARTIAL sends the first MiB and passes.
     let tmp3 = tempfile::tempdir().unwrap();
@@ -230,13 +204,7 @@ async fn faults_map_to_envoy_outcomes() {
     .await
     .unwrap();
     let p = profile(&corpus, &tmp.path().join("a"), 4, 2);
-    let out = run_direct(
-        &p,
-        &proc.url(),
-        settings(BodyMode::Buffered),
-        ProcessorTls::default(),
-    )
-    .await;
+    let out = run_buffered(&p, &proc.url()).await;
     assert_eq!(out.summary.statuses["504"], 4);
     assert_eq!(
         out.summary.ext_proc.as_ref().unwrap().verdicts["timeout"],
@@ -260,13 +228,7 @@ async fn faults_map_to_envoy_outcomes() {
     .await
     .unwrap();
     let p = profile(&corpus, &tmp.path().join("c"), 10, 1);
-    let out = run_direct(
-        &p,
-        &proc.url(),
-        settings(BodyMode::Buffered),
-        ProcessorTls::default(),
-    )
-    .await;
+    let out = run_buffered(&p, &proc.url()).await;
     assert_eq!(out.summary.counts["failed"], 5);
     assert_eq!(out.summary.counts["passed"], 5);
     assert_eq!(out.summary.ext_proc.as_ref().unwrap().verdicts["error"], 5);
@@ -282,13 +244,7 @@ async fn faults_map_to_envoy_outcomes() {
     .await
     .unwrap();
     let p = profile(&corpus, &tmp.path().join("d"), 10, 1);
-    let out = run_direct(
-        &p,
-        &proc.url(),
-        settings(BodyMode::Buffered),
-        ProcessorTls::default(),
-    )
-    .await;
+    let out = run_buffered(&p, &proc.url()).await;
     assert_eq!(
         out.summary.errors.get("reset"),
         Some(&5),

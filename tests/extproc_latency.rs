@@ -9,15 +9,6 @@ mod support;
 use std::time::Duration;
 use support::*;
 use wafload::target::extproc::{start_ext_proc, ExtProcTargetConfig};
-use wafload::transport::extproc::{BodyMode, ExtProcSettings, ProcessorTls};
-
-fn settings(mode: BodyMode) -> ExtProcSettings {
-    ExtProcSettings {
-        request_body_mode: mode,
-        response_body_mode: mode,
-        ..ExtProcSettings::default()
-    }
-}
 
 /// p50 of (request_headers, request_body) µs over 200 sequential requests.
 async fn phase_p50(headers_ms: u64, body_ms: u64) -> (u64, u64) {
@@ -31,13 +22,7 @@ async fn phase_p50(headers_ms: u64, body_ms: u64) -> (u64, u64) {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = benign_body_corpus(tmp.path(), 1000);
     let p = profile(&corpus, tmp.path(), 200, 1);
-    let out = run_direct(
-        &p,
-        &proc.url(),
-        settings(BodyMode::Buffered),
-        ProcessorTls::default(),
-    )
-    .await;
+    let out = run_buffered(&p, &proc.url()).await;
     let x = out.summary.ext_proc.as_ref().expect("ext_proc summary");
     let h = &x.phases["request_headers"];
     let b = &x.phases["request_body"];

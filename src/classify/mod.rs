@@ -188,7 +188,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::TransportError;
     use bytes::Bytes;
 
     fn response(status: u16, body: &str) -> Outcome {
@@ -200,13 +199,7 @@ mod tests {
     }
 
     fn failure(kind: ErrorKind) -> Outcome {
-        Outcome {
-            error: Some(TransportError {
-                kind,
-                message: "x".into(),
-            }),
-            ..Outcome::default()
-        }
+        Outcome::failed(kind, "x")
     }
 
     #[test]

@@ -542,7 +542,6 @@ fn assess(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::TransportError;
 
     fn answer(status: u16, body: &str) -> Outcome {
         Outcome {
@@ -553,10 +552,7 @@ mod tests {
     }
 
     fn failure(kind: ErrorKind) -> Outcome {
-        Outcome {
-            error: Some(TransportError::new(kind, "x")),
-            ..Outcome::default()
-        }
+        Outcome::failed(kind, "x")
     }
 
     /// Benign outcome first, then one per attack.

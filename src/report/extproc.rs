@@ -1,6 +1,6 @@
 //! Terminal lines for direct ext_proc runs: per-phase processor latency and decisions.
 
-use super::terminal::ms;
+use super::terminal::percentile_row;
 use crate::results::Summary;
 use std::fmt::Write;
 
@@ -17,17 +17,7 @@ pub fn render(summary: &Summary) -> String {
     );
     for name in crate::record::extproc::PHASE_HISTOGRAMS {
         if let Some(p) = x.phases.get(name) {
-            let _ = writeln!(
-                out,
-                "  {:<31} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
-                name,
-                ms(p.p50),
-                ms(p.p90),
-                ms(p.p99),
-                ms(p.p999),
-                ms(p.max),
-                p.count
-            );
+            percentile_row(&mut out, name, p);
         }
     }
     let list = |m: &std::collections::BTreeMap<String, u64>| {

@@ -3,6 +3,21 @@
 use crate::results::{GroupRates, Summary};
 use std::fmt::Write;
 
+/// One row of a terminal latency table: label, p50 … max in ms, count.
+pub fn percentile_row(out: &mut String, label: &str, p: &crate::record::Percentiles) {
+    let _ = writeln!(
+        out,
+        "  {:<31} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        label,
+        ms(p.p50),
+        ms(p.p90),
+        ms(p.p99),
+        ms(p.p999),
+        ms(p.max),
+        p.count
+    );
+}
+
 pub fn ms(us: u64) -> String {
     if us >= 100_000 {
         format!("{:.0}", us as f64 / 1000.0)
@@ -159,17 +174,7 @@ pub fn render(summary: &Summary, dir: &std::path::Path) -> String {
             if p.count == 0 && class != "all" {
                 continue;
             }
-            let _ = writeln!(
-                out,
-                "  {:<31} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
-                class,
-                ms(p.p50),
-                ms(p.p90),
-                ms(p.p99),
-                ms(p.p999),
-                ms(p.max),
-                p.count
-            );
+            percentile_row(&mut out, class, p);
         }
     }
     if let Some(up) = &summary.upstream {

@@ -615,19 +615,7 @@ pub async fn start_ext_proc(config: ExtProcTargetConfig) -> Result<RunningExtPro
             config.block_status
         )));
     }
-    let log = match &config.log_path {
-        Some(path) => Some(Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|source| TargetError::LogOpen {
-                    path: path.clone(),
-                    source,
-                })?,
-        )),
-        None => None,
-    };
+    let log = super::open_log(config.log_path.as_deref())?;
     let longest = config.markers.iter().map(|m| m.len()).max().unwrap_or(1);
     let state = Arc::new(State {
         matcher: MarkerMatcher::new(&config.markers),
@@ -636,16 +624,7 @@ pub async fn start_ext_proc(config: ExtProcTargetConfig) -> Result<RunningExtPro
         counters: Counters::default(),
         config,
     });
-    let listener = tokio::net::TcpListener::bind(state.config.listen)
-        .await
-        .map_err(|source| TargetError::Bind {
-            addr: state.config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| TargetError::Bind {
-        addr: state.config.listen,
-        source,
-    })?;
+    let (listener, addr) = super::bind(state.config.listen).await?;
     let mut builder = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(2 << 20))
         .initial_connection_window_size(Some(16 << 20))

@@ -193,16 +193,7 @@ pub async fn start_gateway(config: GatewayConfig) -> Result<RunningGateway, Targ
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(1024)
         .build(connector);
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| TargetError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| TargetError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let (listener, addr) = super::bind(config.listen).await?;
     let state = Arc::new(State {
         settings: config.settings.clone(),
         clients,

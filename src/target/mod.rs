@@ -463,3 +463,36 @@ impl std::fmt::Debug for RunningTarget {
             .finish_non_exhaustive()
     }
 }
+
+/// Opens (appending) the monitoring log a target writes, when it has one.
+pub(crate) fn open_log(
+    path: Option<&std::path::Path>,
+) -> Result<Option<std::sync::Mutex<std::fs::File>>, TargetError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| TargetError::LogOpen {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(Some(std::sync::Mutex::new(file)))
+}
+
+/// Binds a target's listener; returns it with the address it got (port 0 = any free one).
+pub(crate) async fn bind(
+    listen: SocketAddr,
+) -> Result<(tokio::net::TcpListener, SocketAddr), TargetError> {
+    let bind_error = |source| TargetError::Bind {
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, addr))
+}

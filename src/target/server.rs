@@ -418,31 +418,10 @@ pub(crate) async fn start(config: TargetConfig) -> Result<RunningTarget, TargetE
         .map_err(|e| TargetError::InvalidConfig(format!("request_id_header: {e}")))?;
     let block_status = StatusCode::from_u16(config.block_status)
         .map_err(|e| TargetError::InvalidConfig(format!("block_status: {e}")))?;
-    let log = match &config.log_path {
-        Some(path) => Some(Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|source| TargetError::LogOpen {
-                    path: path.clone(),
-                    source,
-                })?,
-        )),
-        None => None,
-    };
+    let log = super::open_log(config.log_path.as_deref())?;
     let tls = if config.tls { Some(make_tls()?) } else { None };
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| TargetError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| TargetError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let (listener, addr) = super::bind(config.listen).await?;
     let started_at = Instant::now();
 
     let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -913,7 +913,7 @@ impl ProcessorEndpoint {
             .tonic_endpoint()
             .connect_with_connector(self.connector())
             .await
-            .map_err(|e| TransportError::new(ErrorKind::Connect, error_chain(&e).to_string()))?;
+            .map_err(|e| TransportError::new(ErrorKind::Connect, super::error_chain(&e)))?;
         Ok(client_for(channel))
     }
 
@@ -931,19 +931,6 @@ fn client_for(channel: Channel) -> ProcessorClient {
     ExternalProcessorClient::new(channel)
         .max_decoding_message_size(MAX_GRPC_MESSAGE)
         .max_encoding_message_size(MAX_GRPC_MESSAGE)
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 // ---------------------------------------------------------------------------------------

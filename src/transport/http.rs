@@ -833,7 +833,7 @@ async fn read_response(
 
 /// Maps hyper/h2/io errors to the coarse kinds a user acts on.
 pub fn map_hyper_error(e: &hyper::Error) -> TransportError {
-    let message = error_chain(e);
+    let message = super::error_chain(e);
     let kind = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
         ErrorKind::Protocol
     } else if e.is_timeout() {
@@ -848,7 +848,7 @@ pub fn map_hyper_error(e: &hyper::Error) -> TransportError {
 
 /// Maps h2 errors (resets, GOAWAYs, I/O) to the coarse kinds a user acts on.
 fn map_h2_error(e: &h2::Error) -> TransportError {
-    TransportError::new(kind_from_sources(e), error_chain(e))
+    TransportError::new(kind_from_sources(e), super::error_chain(e))
 }
 
 fn kind_from_sources(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
@@ -891,17 +891,4 @@ fn kind_from_sources(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
         source = err.source();
     }
     ErrorKind::Other
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }

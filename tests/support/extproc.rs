@@ -6,7 +6,7 @@ use std::time::Duration;
 use wafload::profile::Profile;
 use wafload::run::extproc::{run_ext_proc, ExtProcTarget};
 use wafload::run::{RunOptions, RunOutcome};
-use wafload::transport::extproc::{ExtProcSettings, ProcessorTls};
+use wafload::transport::extproc::{BodyMode, ExtProcSettings, ProcessorTls};
 
 /// One case file: a POST with `body` as its only payload. `set` names the folder (a set
 /// whose name contains "false" is benign).
@@ -38,6 +38,26 @@ pub fn profile(corpus: &Path, results: &Path, requests: u64, connections: usize)
     p.timeout = Duration::from_secs(10);
     p.results_dir = results.to_path_buf();
     p
+}
+
+/// Envoy-like settings with one body mode for requests and responses.
+pub fn settings(mode: BodyMode) -> ExtProcSettings {
+    ExtProcSettings {
+        request_body_mode: mode,
+        response_body_mode: mode,
+        ..ExtProcSettings::default()
+    }
+}
+
+/// A direct-mode run with BUFFERED bodies over plain gRPC.
+pub async fn run_buffered(p: &Profile, url: &str) -> RunOutcome {
+    run_direct(
+        p,
+        url,
+        settings(BodyMode::Buffered),
+        ProcessorTls::default(),
+    )
+    .await
 }
 
 pub async fn run_direct(
