@@ -16,7 +16,7 @@ use wafload::record::{for_each_record, StoredRecord};
 use wafload::results::{load_series, load_sources, load_summary, Summary};
 use wafload::run::RunOutcome;
 use wafload::target::{self, Drip, Faults, TargetConfig, TargetStats};
-use wafload::transport::http::H1Engine;
+use wafload::transport::http::{H1Engine, H2Engine};
 
 /// A target whose markers never match: every unfaulted request is answered 200.
 fn passing_target(faults: Faults) -> TargetConfig {
@@ -132,6 +132,9 @@ fn check_results(dir: &Path, summary: &Summary, requests: u64) -> Vec<StoredReco
     records
 }
 
+/// Both HTTP/2 clients: the lean default (`wire`) and the `h2` crate (`h2_engine: h2`).
+const H2_ENGINES: [H2Engine; 2] = [H2Engine::Wire, H2Engine::H2];
+
 /// Both HTTP/1.1 clients: the lean default (`wire`) and hyper (`h1_engine: hyper`).
 const ENGINES: [H1Engine; 2] = [H1Engine::Wire, H1Engine::Hyper];
 
@@ -228,17 +231,30 @@ async fn h2_rst_stream_before_after_headers_and_mid_body_is_failed_reset() {
         reset_mid_body_share: 0.05,
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 200, 400.0, h2).await;
-    assert_eq!(r.summary.run.protocol, "h2");
-    assert_eq!((r.count("passed"), r.count("failed")), (170, 30));
-    assert_eq!(r.errors(), errors(&[("reset", 30)]));
-    let t = &r.target;
-    assert_eq!(
-        (t.injected_resets, t.resets_after_headers, t.resets_mid_body),
-        (10, 10, 10)
-    );
-    // Stream resets leave the connections up: no reconnects beyond the pool.
-    assert!(t.connections <= 3, "connections {}", t.connections);
+    for engine in H2_ENGINES {
+        eprintln!("HTTP/2 engine: {engine:?}");
+        let r = run_faulted(passing_target(faults.clone()), 200, 400.0, |p| {
+            h2(p);
+            p.h2_engine = engine;
+        })
+        .await;
+        assert_eq!(r.summary.run.protocol, "h2");
+        assert_eq!((r.count("passed"), r.count("failed")), (170, 30));
+        assert_eq!(r.errors(), errors(&[("reset", 30)]));
+        let t = &r.target;
+        assert_eq!(
+            (t.injected_resets, t.resets_after_headers, t.resets_mid_body),
+            (10, 10, 10)
+        );
+        // Stream resets leave the connections up: no reconnects beyond the pool.
+        assert!(t.connections <= 3, "connections {}", t.connections);
+        // A reset after the head keeps the status it got, like HTTP/1.1.
+        let cut = r
+            .records
+            .iter()
+            .filter(|x| x.cls == "failed" && x.st == Some(200));
+        assert!(cut.count() >= 10, "{engine:?}");
+    }
 }
 
 // ---------------------------------------------------------------- connection closes
@@ -347,21 +363,28 @@ async fn h2_goaway_reconnects_the_pool_slot_without_failures() {
         close_after: Some(3),
         ..Faults::default()
     };
-    let r = run_faulted(passing_target(faults), 300, 1000.0, h2).await;
-    assert_eq!(r.summary.run.protocol, "h2");
-    assert_eq!(
-        (r.count("passed"), r.count("failed")),
-        (300, 0),
-        "{:?}",
-        r.errors()
-    );
-    assert!(r.target.closes >= 60, "GOAWAYs {}", r.target.closes);
-    assert!(
-        r.target.connections >= 60,
-        "connections {}",
-        r.target.connections
-    );
-    assert_eq!(r.target.passed, 300, "no stream was processed twice");
+    for engine in H2_ENGINES {
+        eprintln!("HTTP/2 engine: {engine:?}");
+        let r = run_faulted(passing_target(faults.clone()), 300, 1000.0, |p| {
+            h2(p);
+            p.h2_engine = engine;
+        })
+        .await;
+        assert_eq!(r.summary.run.protocol, "h2");
+        assert_eq!(
+            (r.count("passed"), r.count("failed")),
+            (300, 0),
+            "{:?}",
+            r.errors()
+        );
+        assert!(r.target.closes >= 60, "GOAWAYs {}", r.target.closes);
+        assert!(
+            r.target.connections >= 60,
+            "connections {}",
+            r.target.connections
+        );
+        assert_eq!(r.target.passed, 300, "no stream was processed twice");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,19 +397,23 @@ async fn h2_max_concurrent_streams_of_one_queues_instead_of_failing() {
     // 1000 req/s, 32 streams on one connection: streams opened before the server's SETTINGS
     // arrive can be refused (REFUSED_STREAM), which is safe to retry (see the deterministic
     // `h2_refused_streams_are_retried_once` below); after that the client queues streams.
-    let r = run_faulted(passing_target(faults), 300, 1000.0, |p| {
-        p.target.http = HttpVersion::H2;
-        p.connections = 1;
-        p.streams_per_connection = 32;
-    })
-    .await;
-    assert_eq!(
-        (r.count("passed"), r.count("failed")),
-        (300, 0),
-        "{:?}",
-        r.errors()
-    );
-    assert_eq!(r.target.passed, 300);
+    for engine in H2_ENGINES {
+        eprintln!("HTTP/2 engine: {engine:?}");
+        let r = run_faulted(passing_target(faults.clone()), 300, 1000.0, |p| {
+            p.target.http = HttpVersion::H2;
+            p.connections = 1;
+            p.streams_per_connection = 32;
+            p.h2_engine = engine;
+        })
+        .await;
+        assert_eq!(
+            (r.count("passed"), r.count("failed")),
+            (300, 0),
+            "{:?}",
+            r.errors()
+        );
+        assert_eq!(r.target.passed, 300);
+    }
 }
 
 /// The shared HTTP/2 connection outlives every engine thread: requests still in flight on
@@ -396,7 +423,7 @@ async fn h2_max_concurrent_streams_of_one_queues_instead_of_failing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_connection_survives_the_end_of_another_engine_thread() {
     let _guard = TIMING.lock().await;
-    for round in 0..3 {
+    for (round, engine) in [H2_ENGINES, H2_ENGINES].concat().into_iter().enumerate() {
         let config = TargetConfig {
             delay: wafload::target::Delay::Fixed(Duration::from_millis(40)),
             ..passing_target(Faults::default())
@@ -405,12 +432,13 @@ async fn h2_connection_survives_the_end_of_another_engine_thread() {
             p.target.http = HttpVersion::H2;
             p.connections = 1;
             p.streams_per_connection = 16;
+            p.h2_engine = engine;
         })
         .await;
         assert_eq!(
             (r.count("passed"), r.count("failed")),
             (64, 0),
-            "round {round}: {:?}",
+            "round {round} ({engine:?}): {:?}",
             r.errors()
         );
     }
@@ -460,25 +488,28 @@ async fn refusing_h2_server() -> (
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_refused_streams_are_retried_once() {
     let _guard = TIMING.lock().await;
-    let (addr, tally) = refusing_h2_server().await;
-    let results = tempfile::tempdir().unwrap();
-    let mut p = profile(
-        &format!("http://{addr}/"),
-        &[fixture("known")],
-        results.path(),
-    );
-    p.rate = Some(200.0);
-    p.target.http = HttpVersion::H2;
-    p.connections = 1;
-    p.streams_per_connection = 1;
-    let outcome = run_profile(&p).await;
-    check_results(&outcome.dir, &outcome.summary, 28);
-    assert_eq!(
-        outcome.summary.counts["passed"], 28,
-        "{:?}",
-        outcome.summary.errors
-    );
-    assert_eq!(*tally.lock().unwrap(), (28, 28));
+    for engine in H2_ENGINES {
+        let (addr, tally) = refusing_h2_server().await;
+        let results = tempfile::tempdir().unwrap();
+        let mut p = profile(
+            &format!("http://{addr}/"),
+            &[fixture("known")],
+            results.path(),
+        );
+        p.rate = Some(200.0);
+        p.target.http = HttpVersion::H2;
+        p.connections = 1;
+        p.streams_per_connection = 1;
+        p.h2_engine = engine;
+        let outcome = run_profile(&p).await;
+        check_results(&outcome.dir, &outcome.summary, 28);
+        assert_eq!(
+            outcome.summary.counts["passed"], 28,
+            "{engine:?}: {:?}",
+            outcome.summary.errors
+        );
+        assert_eq!(*tally.lock().unwrap(), (28, 28), "{engine:?}");
+    }
 }
 
 // ---------------------------------------------------------------- slow answers

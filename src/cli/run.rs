@@ -63,6 +63,12 @@ pub struct LoadFlags {
     /// can be faster.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
+    /// HTTP/1.1 client: wire (lean, default) or hyper — for cross-checking answers.
+    #[arg(long, value_name = "ENGINE")]
+    pub h1_engine: Option<crate::transport::http::H1Engine>,
+    /// HTTP/2 client: wire (lean, default) or h2 (the h2 crate) — for cross-checking.
+    #[arg(long, value_name = "ENGINE")]
+    pub h2_engine: Option<crate::transport::http::H2Engine>,
     /// Per-request timeout, e.g. 5s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag)]
     pub timeout: Option<Duration>,
@@ -161,6 +167,8 @@ impl LoadFlags {
         o.connections = self.connections.map(|c| c as usize);
         o.streams = self.streams.map(|c| c as usize);
         o.threads = self.threads.map(|c| c as usize);
+        o.h1_engine = self.h1_engine;
+        o.h2_engine = self.h2_engine;
         o.timeout = self.timeout;
         o.seed = self.seed;
         o.max = self.max;

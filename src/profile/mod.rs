@@ -182,6 +182,9 @@ pub struct Profile {
     /// HTTP/1.1 client: `wire` (lean, default) or `hyper` (for cross-checks).
     #[serde(default)]
     pub h1_engine: crate::transport::http::H1Engine,
+    /// HTTP/2 client: `wire` (lean, default) or `h2` (the `h2` crate, for cross-checks).
+    #[serde(default)]
+    pub h2_engine: crate::transport::http::H2Engine,
     /// Where run folders are written.
     #[serde(default = "default_results_dir")]
     pub results_dir: PathBuf,
@@ -322,6 +325,7 @@ impl Default for Profile {
             max: false,
             plain: false,
             h1_engine: Default::default(),
+            h2_engine: Default::default(),
             results_dir: default_results_dir(),
             benign: Vec::new(),
             openapi: None,
@@ -348,6 +352,8 @@ pub struct Overrides {
     pub connections: Option<usize>,
     pub streams: Option<usize>,
     pub threads: Option<usize>,
+    pub h1_engine: Option<crate::transport::http::H1Engine>,
+    pub h2_engine: Option<crate::transport::http::H2Engine>,
     pub timeout: Option<Duration>,
     pub seed: Option<u64>,
     pub max: bool,
@@ -478,6 +484,12 @@ impl Profile {
         }
         if let Some(v) = o.threads {
             self.threads = Some(v);
+        }
+        if let Some(v) = o.h1_engine {
+            self.h1_engine = v;
+        }
+        if let Some(v) = o.h2_engine {
+            self.h2_engine = v;
         }
         if let Some(v) = o.connections {
             self.connections = v;

@@ -8,6 +8,7 @@
 //! response, which cost ~25 % of wafload's CPU per HTTP/2 request. With `h2` the session's
 //! own task sends the request and reads the response.
 
+use super::h2wire::{Failure, H2WireConn, RequestHead};
 use super::wire::{self, WireConn};
 use super::{BodyPrefix, ErrorKind, Outcome, Session, Transport, TransportError};
 use crate::error::Error;
@@ -46,6 +47,26 @@ pub enum H1Engine {
     Hyper,
 }
 
+/// Which HTTP/2 client sends requests: `wire` (our lean client, the default) or `h2` (the
+/// `h2` crate, kept for cross-checks).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum H2Engine {
+    #[default]
+    Wire,
+    H2,
+}
+
 /// The protocol actually spoken (after ALPN).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,6 +89,7 @@ pub struct Endpoint {
     pub streams_per_connection: usize,
     pub request_id_header: http::HeaderName,
     pub engine: H1Engine,
+    pub h2_engine: H2Engine,
 }
 
 impl Endpoint {
@@ -147,6 +169,7 @@ impl Endpoint {
             request_id_header: http::HeaderName::from_bytes(profile.request_id_header.as_bytes())
                 .map_err(|e| Error::flag("--request-id-header", e.to_string()))?,
             engine: profile.h1_engine,
+            h2_engine: profile.h2_engine,
         };
         // Preflight connection: proves reachability and learns the ALPN result.
         let probe = tokio::time::timeout(profile.timeout, endpoint.open())
@@ -246,6 +269,11 @@ impl Endpoint {
         Ok(H2Conn { send, closed })
     }
 
+    async fn handshake_h2_wire(&self) -> Result<H2WireConn, TransportError> {
+        let opened = self.open().await?;
+        Ok(H2WireConn::start(opened.io))
+    }
+
     fn request(&self, planned: &PreparedRequest, id: HeaderValue) -> Request<Full<Bytes>> {
         let mut request = Request::new(Full::new(planned.body.clone()));
         *request.method_mut() = planned.method.clone();
@@ -322,6 +350,51 @@ impl H2Conn {
     }
 }
 
+/// A pooled connection: cheap to clone, and able to say it takes no new streams.
+trait Pooled: Clone {
+    fn is_closed(&self) -> bool;
+}
+
+impl Pooled for H2Conn {
+    fn is_closed(&self) -> bool {
+        H2Conn::is_closed(self)
+    }
+}
+
+impl Pooled for H2WireConn {
+    fn is_closed(&self) -> bool {
+        H2WireConn::is_closed(self)
+    }
+}
+
+/// Makes sure `cached` holds a usable connection of the pool slot: the cached one, the
+/// slot's current one, or a new one opened with `open` (the slot's lock is taken only
+/// then). `retired` is a generation this session saw go away.
+async fn checkout<C: Pooled, F: std::future::Future<Output = Result<C, TransportError>>>(
+    slot: &tokio::sync::Mutex<Option<(u64, C)>>,
+    cached: &mut Option<(u64, C)>,
+    retired: Option<u64>,
+    open: impl FnOnce() -> F,
+) -> Result<(), TransportError> {
+    if matches!(cached, Some((g, c)) if !c.is_closed() && retired != Some(*g)) {
+        return Ok(());
+    }
+    let mut slot = slot.lock().await;
+    let current = match slot.as_ref() {
+        Some((generation, c)) if !c.is_closed() && retired != Some(*generation) => {
+            (*generation, c.clone())
+        }
+        current => {
+            let generation = current.map_or(0, |(g, _)| g + 1);
+            let c = open().await?;
+            *slot = Some((generation, c.clone()));
+            (generation, c)
+        }
+    };
+    *cached = Some(current);
+    Ok(())
+}
+
 struct Opened {
     io: Io,
     alpn: Option<Vec<u8>>,
@@ -379,22 +452,25 @@ impl tokio::io::AsyncWrite for Io {
 /// Shared HTTP/2 connections, one slot per connection, (re)connected lazily.
 /// Each slot holds its connection with a generation number, so that a session that saw the
 /// connection go away retires exactly that one (and not a newer one another session opened).
-type H2Pool = Arc<Vec<tokio::sync::Mutex<Option<(u64, H2Conn)>>>>;
+type Pool<C> = Arc<Vec<tokio::sync::Mutex<Option<(u64, C)>>>>;
+type H2Pool = Pool<H2Conn>;
 
 /// The HTTP transport: HTTP/1.1 (one connection per worker) or HTTP/2 (shared pool).
 pub struct HttpTransport {
     endpoint: Arc<Endpoint>,
     h2_pool: H2Pool,
+    h2_wire_pool: Pool<H2WireConn>,
 }
 
 impl HttpTransport {
     pub fn new(endpoint: Endpoint) -> Self {
-        let pool = (0..endpoint.connections)
-            .map(|_| tokio::sync::Mutex::new(None))
-            .collect();
+        fn slots<C>(n: usize) -> Pool<C> {
+            Arc::new((0..n).map(|_| tokio::sync::Mutex::new(None)).collect())
+        }
         HttpTransport {
+            h2_pool: slots(endpoint.connections),
+            h2_wire_pool: slots(endpoint.connections),
             endpoint: Arc::new(endpoint),
-            h2_pool: Arc::new(pool),
         }
     }
 
@@ -412,8 +488,10 @@ impl Transport for HttpTransport {
             h1: None,
             wire: None,
             h2_pool: self.h2_pool.clone(),
+            h2_wire_pool: self.h2_wire_pool.clone(),
             h2_slot: worker % self.endpoint.connections,
             h2_cached: None,
+            h2_wire_cached: None,
             head_seen: None,
             timer: None,
         }
@@ -436,6 +514,8 @@ pub struct HttpSession {
     h2_slot: usize,
     /// This session's clone of its pool slot's connection, with the slot generation.
     h2_cached: Option<(u64, H2Conn)>,
+    h2_wire_pool: Pool<H2WireConn>,
+    h2_wire_cached: Option<(u64, H2WireConn)>,
     /// Status and time to headers of the exchange in progress, so that a timeout after the
     /// headers (a stalled or trickled body) still records the status it got.
     head_seen: Option<(u16, Duration)>,
@@ -475,6 +555,9 @@ impl Session for HttpSession {
                     self.h1 = None;
                 }
                 r
+            }
+            Negotiated::H2 if self.endpoint.h2_engine == H2Engine::Wire => {
+                within(&mut timer, self.exchange_h2_wire(request, request_id, sent)).await
             }
             Negotiated::H2 => within(&mut timer, self.exchange_h2(request, request_id)).await,
         };
@@ -621,28 +704,14 @@ impl HttpSession {
             // The session keeps its own handle on the slot's connection and uses it by
             // reference: the pool's lock is taken only to (re)connect, and no handle is
             // cloned per request (a clone and its drop each lock h2's stream store).
-            let usable = matches!(
-                &self.h2_cached,
-                Some((g, s)) if !s.is_closed() && retired != Some(*g)
-            );
-            if !usable {
-                let mut slot = self.h2_pool[self.h2_slot].lock().await;
-                let current = match slot.as_ref() {
-                    Some((generation, s)) if !s.is_closed() && retired != Some(*generation) => {
-                        (*generation, s.clone())
-                    }
-                    current => {
-                        let generation = current.map_or(0, |(g, _)| g + 1);
-                        match self.endpoint.handshake_h2().await {
-                            Ok(s) => {
-                                *slot = Some((generation, s.clone()));
-                                (generation, s)
-                            }
-                            Err(e) => return outcome_error(e),
-                        }
-                    }
-                };
-                self.h2_cached = Some(current);
+            let endpoint = &self.endpoint;
+            let slot = &self.h2_pool[self.h2_slot];
+            if let Err(e) = checkout(slot, &mut self.h2_cached, retired, || {
+                endpoint.handshake_h2()
+            })
+            .await
+            {
+                return outcome_error(e);
             }
             let (generation, conn) = self.h2_cached.as_mut().expect("set above");
             let generation = *generation;
@@ -676,6 +745,55 @@ impl HttpSession {
                     continue;
                 }
                 _ => return outcome_error(map_h2_error(&result)),
+            }
+        }
+        unreachable!("the second attempt always returns")
+    }
+}
+
+impl HttpSession {
+    /// HTTP/2 on the lean client; the same retry rules as `exchange_h2`, but the client
+    /// knows exactly which streams the server did not process.
+    async fn exchange_h2_wire(
+        &mut self,
+        planned: &PreparedRequest,
+        id: HeaderValue,
+        sent: Instant,
+    ) -> Outcome {
+        let mut retired: Option<u64> = None;
+        let endpoint = &self.endpoint;
+        let head = RequestHead {
+            https: endpoint.scheme == Scheme::HTTPS,
+            authority: endpoint.authority.as_str().as_bytes(),
+            request_id_name: endpoint.request_id_header.as_str().as_bytes(),
+        };
+        for attempt in 0..2 {
+            let slot = &self.h2_wire_pool[self.h2_slot];
+            if let Err(e) = checkout(slot, &mut self.h2_wire_cached, retired, || {
+                endpoint.handshake_h2_wire()
+            })
+            .await
+            {
+                return outcome_error(e);
+            }
+            let (generation, conn) = self.h2_wire_cached.as_ref().expect("set above");
+            let exchange = conn.exchange(planned, &head, id.as_bytes(), sent, &mut self.head_seen);
+            match exchange.await {
+                Ok(outcome) => return outcome,
+                Err(Failure::Refused) if attempt == 0 => continue,
+                Err(Failure::ConnectionGone) if attempt == 0 => retired = Some(*generation),
+                Err(Failure::Refused) => {
+                    return Outcome::failed(
+                        ErrorKind::Reset,
+                        "stream error: stream reset by the server: REFUSED_STREAM, twice",
+                    )
+                }
+                Err(Failure::ConnectionGone) => {
+                    return Outcome::failed(
+                        ErrorKind::Reset,
+                        "the connection went away before the request was processed, twice",
+                    )
+                }
             }
         }
         unreachable!("the second attempt always returns")

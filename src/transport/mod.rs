@@ -3,6 +3,8 @@
 //! `http` speaks HTTP/1.1 and HTTP/2 over TCP or rustls.
 
 pub mod extproc;
+pub mod h2wire;
+pub mod hpack;
 pub mod http;
 pub mod tls;
 pub mod wire;

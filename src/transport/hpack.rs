@@ -1,0 +1,604 @@
+//! HPACK (RFC 7541) for the lean HTTP/2 client: a decoder for response header blocks and
+//! the few encoding primitives a request needs.
+//!
+//! Why not a crate: `h2` keeps its HPACK private, and the maintained standalone decoder
+//! (`loona-hpack`, the `hpack` fork) builds a 257-entry hash map for every Huffman string
+//! and walks it bit by bit — tens of µs per response from servers that Huffman-code every
+//! response (nginx does). Here the Huffman code is decoded with its canonical form (RFC
+//! 7541's code is canonical: the code lengths alone define it), and the decoder hands
+//! each field to a callback without allocating, except for entries it must keep in its
+//! dynamic table. Requests are encoded without the dynamic table (literals, static-table
+//! names), so the encoder keeps no state and a request's block can be written in one pass.
+
+use std::collections::VecDeque;
+use std::sync::OnceLock;
+
+/// Why a header block could not be decoded; the HTTP/2 connection dies with
+/// COMPRESSION_ERROR (RFC 9113 §4.3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HpackError {
+    #[error("header block ends in the middle of a field")]
+    Truncated,
+    #[error("integer too large")]
+    IntegerOverflow,
+    #[error("header index {0} is not in the table")]
+    BadIndex(usize),
+    #[error("invalid Huffman code")]
+    BadHuffman,
+    #[error("dynamic table size update to {0} above the limit")]
+    TableSizeTooLarge(usize),
+    #[error("dynamic table size update after the first field")]
+    LateSizeUpdate,
+}
+
+/// RFC 7541 Appendix A.
+const STATIC_TABLE: [(&[u8], &[u8]); 61] = [
+    (b":authority", b""),
+    (b":method", b"GET"),
+    (b":method", b"POST"),
+    (b":path", b"/"),
+    (b":path", b"/index.html"),
+    (b":scheme", b"http"),
+    (b":scheme", b"https"),
+    (b":status", b"200"),
+    (b":status", b"204"),
+    (b":status", b"206"),
+    (b":status", b"304"),
+    (b":status", b"400"),
+    (b":status", b"404"),
+    (b":status", b"500"),
+    (b"accept-charset", b""),
+    (b"accept-encoding", b"gzip, deflate"),
+    (b"accept-language", b""),
+    (b"accept-ranges", b""),
+    (b"accept", b""),
+    (b"access-control-allow-origin", b""),
+    (b"age", b""),
+    (b"allow", b""),
+    (b"authorization", b""),
+    (b"cache-control", b""),
+    (b"content-disposition", b""),
+    (b"content-encoding", b""),
+    (b"content-language", b""),
+    (b"content-length", b""),
+    (b"content-location", b""),
+    (b"content-range", b""),
+    (b"content-type", b""),
+    (b"cookie", b""),
+    (b"date", b""),
+    (b"etag", b""),
+    (b"expect", b""),
+    (b"expires", b""),
+    (b"from", b""),
+    (b"host", b""),
+    (b"if-match", b""),
+    (b"if-modified-since", b""),
+    (b"if-none-match", b""),
+    (b"if-range", b""),
+    (b"if-unmodified-since", b""),
+    (b"last-modified", b""),
+    (b"link", b""),
+    (b"location", b""),
+    (b"max-forwards", b""),
+    (b"proxy-authenticate", b""),
+    (b"proxy-authorization", b""),
+    (b"range", b""),
+    (b"referer", b""),
+    (b"refresh", b""),
+    (b"retry-after", b""),
+    (b"server", b""),
+    (b"set-cookie", b""),
+    (b"strict-transport-security", b""),
+    (b"transfer-encoding", b""),
+    (b"user-agent", b""),
+    (b"vary", b""),
+    (b"via", b""),
+    (b"www-authenticate", b""),
+];
+
+/// The Huffman code length of each symbol 0..=256 (256 is EOS), RFC 7541 Appendix B.
+/// The code is canonical, so these lengths define it.
+const HUFFMAN_LENGTHS: [u8; 257] = [
+    13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 30, 28,
+    28, 28, 28, 28, 28, 28, 28, 28, 6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6, 5, 5,
+    5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10, 13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6, 15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6,
+    6, 5, 6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28, 20, 22, 20, 20, 22, 22, 22, 23, 22,
+    23, 23, 23, 23, 23, 24, 23, 24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24, 22,
+    21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23, 21, 21, 22, 21, 23, 22, 23, 23, 20,
+    22, 22, 22, 23, 22, 22, 23, 26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25, 19,
+    21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27, 20, 24, 20, 21, 22, 21, 21, 23, 22,
+    22, 25, 25, 24, 24, 26, 23, 26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26, 30,
+];
+
+const MIN_CODE_LEN: usize = 5;
+const MAX_CODE_LEN: usize = 30;
+const EOS: u16 = 256;
+
+/// Canonical decoding tables: for each code length, the first code, how many codes have
+/// that length, and where their symbols start in `symbols` (sorted by length, then value).
+struct Canonical {
+    first: [u32; MAX_CODE_LEN + 1],
+    count: [u32; MAX_CODE_LEN + 1],
+    offset: [u32; MAX_CODE_LEN + 1],
+    symbols: [u16; 257],
+}
+
+fn canonical() -> &'static Canonical {
+    static TABLE: OnceLock<Canonical> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut c = Canonical {
+            first: [0; MAX_CODE_LEN + 1],
+            count: [0; MAX_CODE_LEN + 1],
+            offset: [0; MAX_CODE_LEN + 1],
+            symbols: [0; 257],
+        };
+        for &len in &HUFFMAN_LENGTHS {
+            c.count[len as usize] += 1;
+        }
+        let (mut next, mut offset) = (0u32, 0u32);
+        for len in 1..=MAX_CODE_LEN {
+            next = (next + c.count[len - 1]) << 1;
+            c.first[len] = next;
+            c.offset[len] = offset;
+            offset += c.count[len];
+        }
+        let mut filled = c.offset;
+        for (symbol, &len) in HUFFMAN_LENGTHS.iter().enumerate() {
+            c.symbols[filled[len as usize] as usize] = symbol as u16;
+            filled[len as usize] += 1;
+        }
+        c
+    })
+}
+
+/// Appends the Huffman decoding of `input` to `out`.
+pub fn huffman_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), HpackError> {
+    let table = canonical();
+    let mut acc: u64 = 0;
+    let mut bits: usize = 0;
+    for &byte in input {
+        acc = (acc << 8) | u64::from(byte);
+        bits += 8;
+        'symbols: while bits >= MIN_CODE_LEN {
+            for len in MIN_CODE_LEN..=MAX_CODE_LEN.min(bits) {
+                let code = ((acc >> (bits - len)) & ((1u64 << len) - 1)) as u32;
+                let index = code.wrapping_sub(table.first[len]);
+                if code >= table.first[len] && index < table.count[len] {
+                    let symbol = table.symbols[(table.offset[len] + index) as usize];
+                    if symbol == EOS {
+                        return Err(HpackError::BadHuffman);
+                    }
+                    out.push(symbol as u8);
+                    bits -= len;
+                    acc &= (1u64 << bits) - 1;
+                    continue 'symbols;
+                }
+            }
+            if bits >= MAX_CODE_LEN {
+                return Err(HpackError::BadHuffman);
+            }
+            break;
+        }
+    }
+    // Padding: fewer than 8 bits, all ones (a prefix of EOS).
+    if bits >= 8 || acc != (1u64 << bits) - 1 {
+        return Err(HpackError::BadHuffman);
+    }
+    Ok(())
+}
+
+/// Reads an integer with an `prefix_bits`-bit prefix (RFC 7541 §5.1) at `block[*at]`.
+fn decode_int(block: &[u8], at: &mut usize, prefix_bits: u8) -> Result<usize, HpackError> {
+    let mask = (1usize << prefix_bits) - 1;
+    let first = *block.get(*at).ok_or(HpackError::Truncated)? as usize & mask;
+    *at += 1;
+    if first < mask {
+        return Ok(first);
+    }
+    let mut value = mask;
+    let mut shift = 0;
+    loop {
+        let byte = *block.get(*at).ok_or(HpackError::Truncated)?;
+        *at += 1;
+        if shift > 21 {
+            return Err(HpackError::IntegerOverflow);
+        }
+        value += ((byte & 0x7f) as usize) << shift;
+        shift += 7;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+}
+
+/// Appends an integer with an `prefix_bits`-bit prefix; `flags` fills the bits above it.
+pub fn encode_int(out: &mut Vec<u8>, flags: u8, prefix_bits: u8, value: usize) {
+    let mask = (1usize << prefix_bits) - 1;
+    if value < mask {
+        out.push(flags | value as u8);
+        return;
+    }
+    out.push(flags | mask as u8);
+    let mut rest = value - mask;
+    while rest >= 0x80 {
+        out.push((rest as u8 & 0x7f) | 0x80);
+        rest >>= 7;
+    }
+    out.push(rest as u8);
+}
+
+/// Appends a string literal without Huffman coding (cheaper to write than to compress).
+pub fn encode_str(out: &mut Vec<u8>, bytes: &[u8]) {
+    encode_int(out, 0, 7, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+/// A field "literal without indexing" whose name is static-table entry `index`.
+pub fn encode_indexed_name(out: &mut Vec<u8>, index: usize, value: &[u8]) {
+    encode_int(out, 0x00, 4, index);
+    encode_str(out, value);
+}
+
+/// A field with a literal name: without indexing, or never indexed when `sensitive`
+/// (an intermediary must not compress it either; used for the unique request id).
+pub fn encode_literal(out: &mut Vec<u8>, name: &[u8], value: &[u8], sensitive: bool) {
+    out.push(if sensitive { 0x10 } else { 0x00 });
+    encode_str(out, name);
+    encode_str(out, value);
+}
+
+/// The static-table index of a header name, for the names requests commonly carry.
+pub fn static_name_index(name: &[u8]) -> Option<usize> {
+    STATIC_TABLE
+        .iter()
+        .position(|(n, _)| *n == name)
+        .map(|i| i + 1)
+}
+
+/// Decodes response header blocks, keeping the dynamic table in step with the server's
+/// encoder across the connection.
+/// A dynamic table entry: name and value.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
+pub struct Decoder {
+    table: VecDeque<Entry>,
+    size: usize,
+    max_size: usize,
+    /// The most the server may set the table to: our SETTINGS_HEADER_TABLE_SIZE.
+    limit: usize,
+    name_buf: Vec<u8>,
+    value_buf: Vec<u8>,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::with_limit(4096)
+    }
+}
+
+/// Where a literal's name or value lives while the field is handed over.
+enum Text {
+    Block(usize, usize),
+    Buffer,
+    Static(&'static [u8]),
+}
+
+impl Decoder {
+    pub fn with_limit(limit: usize) -> Self {
+        Decoder {
+            table: VecDeque::new(),
+            size: 0,
+            max_size: limit,
+            limit,
+            name_buf: Vec::new(),
+            value_buf: Vec::new(),
+        }
+    }
+
+    /// Decodes one whole header block (HEADERS plus CONTINUATIONs), calling `field` for
+    /// every (name, value) in order.
+    pub fn decode(
+        &mut self,
+        block: &[u8],
+        mut field: impl FnMut(&[u8], &[u8]),
+    ) -> Result<(), HpackError> {
+        let mut at = 0;
+        let mut fields = 0usize;
+        while at < block.len() {
+            let first = block[at];
+            if first & 0x80 != 0 {
+                let index = decode_int(block, &mut at, 7)?;
+                let (name, value) = self.entry(index)?;
+                field(name, value);
+            } else if first & 0xe0 == 0x20 {
+                if fields > 0 {
+                    return Err(HpackError::LateSizeUpdate);
+                }
+                let size = decode_int(block, &mut at, 5)?;
+                if size > self.limit {
+                    return Err(HpackError::TableSizeTooLarge(size));
+                }
+                self.max_size = size;
+                self.evict_to(size);
+                continue;
+            } else {
+                let (prefix, indexing) = if first & 0x40 != 0 {
+                    (6, true)
+                } else {
+                    (4, false)
+                };
+                let index = decode_int(block, &mut at, prefix)?;
+                let name = if index == 0 {
+                    self.string(block, &mut at, true)?
+                } else if index <= STATIC_TABLE.len() {
+                    Text::Static(STATIC_TABLE[index - 1].0)
+                } else {
+                    // Copied: inserting this field may evict the entry it names.
+                    let (name, _) = self.entry(index)?;
+                    let name = name.to_vec();
+                    self.name_buf.clear();
+                    self.name_buf.extend_from_slice(&name);
+                    Text::Buffer
+                };
+                let value = self.string(block, &mut at, false)?;
+                let name = self.resolve(&name, block, true);
+                let value = self.resolve(&value, block, false);
+                field(name, value);
+                if indexing {
+                    let entry = (Box::from(name), Box::from(value));
+                    self.insert(entry);
+                }
+            }
+            fields += 1;
+        }
+        Ok(())
+    }
+
+    fn resolve<'a>(&'a self, text: &Text, block: &'a [u8], is_name: bool) -> &'a [u8] {
+        match *text {
+            Text::Block(start, end) => &block[start..end],
+            Text::Static(s) => s,
+            Text::Buffer if is_name => &self.name_buf,
+            Text::Buffer => &self.value_buf,
+        }
+    }
+
+    /// Reads a string literal; Huffman strings are decoded into the name or value buffer.
+    fn string(&mut self, block: &[u8], at: &mut usize, is_name: bool) -> Result<Text, HpackError> {
+        let huffman = *block.get(*at).ok_or(HpackError::Truncated)? & 0x80 != 0;
+        let len = decode_int(block, at, 7)?;
+        let end = at.checked_add(len).ok_or(HpackError::Truncated)?;
+        if end > block.len() {
+            return Err(HpackError::Truncated);
+        }
+        let start = *at;
+        *at = end;
+        if !huffman {
+            return Ok(Text::Block(start, end));
+        }
+        let buf = if is_name {
+            &mut self.name_buf
+        } else {
+            &mut self.value_buf
+        };
+        buf.clear();
+        huffman_decode(&block[start..end], buf)?;
+        Ok(Text::Buffer)
+    }
+
+    fn entry(&self, index: usize) -> Result<(&[u8], &[u8]), HpackError> {
+        if index == 0 {
+            return Err(HpackError::BadIndex(0));
+        }
+        if index <= STATIC_TABLE.len() {
+            return Ok(STATIC_TABLE[index - 1]);
+        }
+        self.table
+            .get(index - STATIC_TABLE.len() - 1)
+            .map(|(n, v)| (&n[..], &v[..]))
+            .ok_or(HpackError::BadIndex(index))
+    }
+
+    fn insert(&mut self, entry: Entry) {
+        let size = entry.0.len() + entry.1.len() + 32;
+        if size > self.max_size {
+            // RFC 7541 §4.4: an entry larger than the table empties it and is not added.
+            self.table.clear();
+            self.size = 0;
+            return;
+        }
+        self.evict_to(self.max_size - size);
+        self.size += size;
+        self.table.push_front(entry);
+    }
+
+    fn evict_to(&mut self, size: usize) {
+        while self.size > size {
+            let Some((n, v)) = self.table.pop_back() else {
+                self.size = 0;
+                break;
+            };
+            self.size -= n.len() + v.len() + 32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn fields(d: &mut Decoder, block: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        d.decode(&hex(block), |n, v| {
+            out.push((
+                String::from_utf8(n.to_vec()).unwrap(),
+                String::from_utf8(v.to_vec()).unwrap(),
+            ))
+        })
+        .unwrap();
+        out
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn huffman_strings_of_rfc7541_appendix_c() {
+        for (encoded, text) in [
+            ("f1e3 c2e5 f23a 6ba0 ab90 f4ff", "www.example.com"),
+            ("a8eb 1064 9cbf", "no-cache"),
+            ("25a8 49e9 5ba9 7d7f", "custom-key"),
+            ("25a8 49e9 5bb8 e8b4 bf", "custom-value"),
+            ("6402", "302"),
+            ("aec3 771a 4b", "private"),
+        ] {
+            let mut out = Vec::new();
+            huffman_decode(&hex(encoded), &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn bad_huffman_padding_is_an_error() {
+        let mut out = Vec::new();
+        // "private" with its last padding bit cleared; "302" followed by a whole byte of
+        // padding (RFC 7541 §5.2 allows at most 7 bits).
+        for bad in ["aec3 771a 4a", "6402 ff"] {
+            assert_eq!(
+                huffman_decode(&hex(bad), &mut out),
+                Err(HpackError::BadHuffman),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn requests_of_rfc7541_c4_share_a_dynamic_table() {
+        let mut d = Decoder::default();
+        assert_eq!(
+            fields(&mut d, "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff"),
+            pairs(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "www.example.com")
+            ])
+        );
+        assert_eq!(
+            fields(&mut d, "8286 84be 5886 a8eb 1064 9cbf"),
+            pairs(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "www.example.com"),
+                ("cache-control", "no-cache")
+            ])
+        );
+        assert_eq!(
+            fields(
+                &mut d,
+                "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf"
+            ),
+            pairs(&[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":path", "/index.html"),
+                (":authority", "www.example.com"),
+                ("custom-key", "custom-value")
+            ])
+        );
+        assert_eq!(d.size, 164);
+    }
+
+    #[test]
+    fn responses_of_rfc7541_c6_evict_from_a_256_byte_table() {
+        let mut d = Decoder::with_limit(256);
+        let first = fields(
+            &mut d,
+            "4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0 82a6
+             2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3",
+        );
+        assert_eq!(
+            first,
+            pairs(&[
+                (":status", "302"),
+                ("cache-control", "private"),
+                ("date", "Mon, 21 Oct 2013 20:13:21 GMT"),
+                ("location", "https://www.example.com")
+            ])
+        );
+        assert_eq!(d.size, 222);
+        let second = fields(&mut d, "4883 640e ffc1 c0bf");
+        assert_eq!(second[0], pairs(&[(":status", "307")])[0]);
+        assert_eq!(second[1..], first[1..]);
+        let third = fields(
+            &mut d,
+            "88c1 6196 d07a be94 1054 d444 a820 0595 040b 8166 e084 a62d 1bff c05a 839b d9ab
+             77ad 94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 291f
+             9587 3160 65c0 03ed 4ee5 b106 3d50 07",
+        );
+        assert_eq!(
+            third,
+            pairs(&[
+                (":status", "200"),
+                ("cache-control", "private"),
+                ("date", "Mon, 21 Oct 2013 20:13:22 GMT"),
+                ("location", "https://www.example.com"),
+                ("content-encoding", "gzip"),
+                (
+                    "set-cookie",
+                    "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"
+                )
+            ])
+        );
+        assert_eq!(d.size, 215);
+    }
+
+    #[test]
+    fn truncated_and_out_of_range_blocks_are_errors_not_panics() {
+        let mut d = Decoder::default();
+        for (block, error) in [
+            ("be", HpackError::BadIndex(62)),
+            ("80", HpackError::BadIndex(0)),
+            ("4088 25a8", HpackError::Truncated),
+            ("ff", HpackError::Truncated),
+            ("ffff ffff ffff ff", HpackError::IntegerOverflow),
+            ("3fe2 1f", HpackError::TableSizeTooLarge(4097)),
+            ("8220", HpackError::LateSizeUpdate),
+        ] {
+            assert_eq!(d.decode(&hex(block), |_, _| {}), Err(error), "{block}");
+        }
+    }
+
+    #[test]
+    fn encoded_request_fields_decode_back() {
+        let mut block = Vec::new();
+        block.push(0x82);
+        encode_indexed_name(&mut block, 4, b"/a/very/long/path/".repeat(10).as_slice());
+        encode_literal(&mut block, b"x-request-id", b"r-123", true);
+        encode_int(&mut block, 0, 4, static_name_index(b"user-agent").unwrap());
+        encode_str(&mut block, b"wafload");
+        let mut d = Decoder::default();
+        let got = fields(
+            &mut d,
+            &block.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        );
+        assert_eq!(got[0], (":method".into(), "GET".into()));
+        assert_eq!(got[1].1.len(), 180);
+        assert_eq!(got[2], ("x-request-id".into(), "r-123".into()));
+        assert_eq!(got[3], ("user-agent".into(), "wafload".into()));
+        assert_eq!(d.size, 0, "nothing was indexed");
+    }
+}
