@@ -356,8 +356,8 @@ async fn probe(profile: &Profile, step: Duration, report: &mut DoctorReport) {
     let prefix = probe_id_prefix();
     let mut outcomes = Vec::with_capacity(requests.len());
     for (i, (request, label)) in requests.iter().enumerate() {
-        let id = HeaderValue::from_str(&format!("{prefix}-{i}")).expect("ascii id");
-        let outcome = session.send(request, id, std::time::Instant::now()).await;
+        let id = crate::transport::RequestId::new(&prefix, i as u64);
+        let outcome = session.send(request, &id, std::time::Instant::now()).await;
         outcomes.push((PROBES[i].kind, label.clone(), outcome));
     }
     assess(&classifier, &outcomes, profile, &mut report.findings);

@@ -6,8 +6,7 @@
 use super::RateSchedule;
 use crate::classify::{Class, Classifier, Flags};
 use crate::plan::Plan;
-use crate::transport::{ErrorKind, Outcome, Session, Transport};
-use http::HeaderValue;
+use crate::transport::{ErrorKind, Outcome, RequestId, Session, Transport};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -577,23 +576,12 @@ async fn send_one<S: Session>(
     in_flight: &mut Option<(Job, Instant)>,
 ) -> Completion {
     let request = ctx.plan.request_for_slot(job.slot);
-    let id = request_id(&ctx.run_tag, job.slot);
+    let id = RequestId::new(&ctx.run_tag, job.slot);
     *in_flight = Some((job, sent));
     ctx.progress.sent.fetch_add(1, Ordering::Relaxed);
-    let outcome = session.send(request, id, sent).await;
+    let outcome = session.send(request, &id, sent).await;
     *in_flight = None;
     complete(ctx, job, sent, &outcome)
-}
-
-/// `<run tag>-<slot>`, the id every request carries (built without `format!`: hot path).
-fn request_id(run_tag: &str, slot: u64) -> HeaderValue {
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(slot);
-    let mut id = Vec::with_capacity(run_tag.len() + 1 + digits.len());
-    id.extend_from_slice(run_tag.as_bytes());
-    id.push(b'-');
-    id.extend_from_slice(digits.as_bytes());
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).expect("run tag is visible ASCII")
 }
 
 /// Classifies an outcome into the completion the recorder gets.
@@ -640,7 +628,7 @@ fn complete(ctx: &WorkerContext, job: Job, sent: Instant, outcome: &Outcome) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::{dispatch_lead, request_id, Shard};
+    use super::{dispatch_lead, RequestId, Shard};
     use std::time::Duration;
 
     #[test]
@@ -655,11 +643,11 @@ mod tests {
 
     #[test]
     fn request_ids_are_tag_dash_slot() {
-        assert_eq!(request_id("wl-abc", 0), "wl-abc-0");
-        assert_eq!(
-            request_id("wl-abc", u64::MAX),
-            "wl-abc-18446744073709551615"
-        );
+        let id = |tag: &str, n| RequestId::new(tag, n).header_value();
+        assert_eq!(id("wl-abc", 0), "wl-abc-0");
+        assert_eq!(id("wl-abc", u64::MAX), "wl-abc-18446744073709551615");
+        let long = "t".repeat(60);
+        assert_eq!(id(&long, 42), format!("{long}-42").as_str());
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! Header and body mutations, `mode_override` and trailers are not applied: they do not
 //! change what a WAF decides or how long it takes.
 
-use super::{ErrorKind, Outcome, Session, Transport, TransportError, BODY_PREFIX_LIMIT};
+use super::{ErrorKind, Outcome, RequestId, Session, Transport, TransportError, BODY_PREFIX_LIMIT};
 use crate::error::Error;
 use crate::plan::PreparedRequest;
 use crate::record::micros;
@@ -1044,10 +1044,11 @@ impl Session for ExtProcSession {
     async fn send(
         &mut self,
         request: &PreparedRequest,
-        request_id: HeaderValue,
+        request_id: &RequestId,
         _sent: std::time::Instant,
     ) -> Outcome {
         let timeout = self.shared.timeout;
+        let request_id = request_id.header_value();
         match tokio::time::timeout(timeout, self.exchange(request, request_id)).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::failed(

@@ -118,6 +118,9 @@ const EOS: u16 = 256;
 /// Canonical decoding tables: for each code length, the first code, how many codes have
 /// that length, and where their symbols start in `symbols` (sorted by length, then value).
 struct Canonical {
+    /// For every 8-bit prefix: the symbol and code length when a code of at most 8 bits
+    /// starts it (length 0 otherwise) — most header text decodes with one lookup.
+    fast: [(u16, u8); 256],
     first: [u32; MAX_CODE_LEN + 1],
     count: [u32; MAX_CODE_LEN + 1],
     offset: [u32; MAX_CODE_LEN + 1],
@@ -128,6 +131,7 @@ fn canonical() -> &'static Canonical {
     static TABLE: OnceLock<Canonical> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut c = Canonical {
+            fast: [(0, 0); 256],
             first: [0; MAX_CODE_LEN + 1],
             count: [0; MAX_CODE_LEN + 1],
             offset: [0; MAX_CODE_LEN + 1],
@@ -148,6 +152,16 @@ fn canonical() -> &'static Canonical {
             c.symbols[filled[len as usize] as usize] = symbol as u16;
             filled[len as usize] += 1;
         }
+        for len in MIN_CODE_LEN..=8 {
+            for index in 0..c.count[len] {
+                let code = c.first[len] + index;
+                let symbol = c.symbols[(c.offset[len] + index) as usize];
+                let shift = 8 - len;
+                for rest in 0..(1u32 << shift) {
+                    c.fast[((code << shift) | rest) as usize] = (symbol, len as u8);
+                }
+            }
+        }
         c
     })
 }
@@ -157,31 +171,52 @@ pub fn huffman_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), HpackError>
     let table = canonical();
     let mut acc: u64 = 0;
     let mut bits: usize = 0;
+    // The longest code starting at the top of `acc`, trying lengths from `from`; `None`
+    // when more bits are needed.
+    let slow = |acc: u64, bits: usize, from: usize| -> Option<(u16, usize)> {
+        (from..=MAX_CODE_LEN.min(bits)).find_map(|len| {
+            let code = ((acc >> (bits - len)) & ((1u64 << len) - 1)) as u32;
+            let index = code.wrapping_sub(table.first[len]);
+            (code >= table.first[len] && index < table.count[len])
+                .then(|| (table.symbols[(table.offset[len] + index) as usize], len))
+        })
+    };
+    let emit = |symbol: u16, out: &mut Vec<u8>| {
+        if symbol == EOS {
+            return Err(HpackError::BadHuffman);
+        }
+        out.push(symbol as u8);
+        Ok(())
+    };
     for &byte in input {
         acc = (acc << 8) | u64::from(byte);
         bits += 8;
-        'symbols: while bits >= MIN_CODE_LEN {
-            for len in MIN_CODE_LEN..=MAX_CODE_LEN.min(bits) {
-                let code = ((acc >> (bits - len)) & ((1u64 << len) - 1)) as u32;
-                let index = code.wrapping_sub(table.first[len]);
-                if code >= table.first[len] && index < table.count[len] {
-                    let symbol = table.symbols[(table.offset[len] + index) as usize];
-                    if symbol == EOS {
-                        return Err(HpackError::BadHuffman);
-                    }
-                    out.push(symbol as u8);
-                    bits -= len;
-                    acc &= (1u64 << bits) - 1;
-                    continue 'symbols;
+        while bits >= 8 {
+            let (symbol, len) = table.fast[((acc >> (bits - 8)) & 0xff) as usize];
+            let (symbol, len) = if len != 0 {
+                (symbol, len as usize)
+            } else {
+                match slow(acc, bits, 9) {
+                    Some(found) => found,
+                    None if bits >= MAX_CODE_LEN => return Err(HpackError::BadHuffman),
+                    None => break,
                 }
-            }
-            if bits >= MAX_CODE_LEN {
-                return Err(HpackError::BadHuffman);
-            }
-            break;
+            };
+            emit(symbol, out)?;
+            bits -= len;
+            acc &= (1u64 << bits) - 1;
         }
     }
-    // Padding: fewer than 8 bits, all ones (a prefix of EOS).
+    // The last bits: short codes, then padding of fewer than 8 bits, all ones (RFC 7541
+    // §5.2).
+    while bits >= MIN_CODE_LEN {
+        let Some((symbol, len)) = slow(acc, bits, MIN_CODE_LEN) else {
+            break;
+        };
+        emit(symbol, out)?;
+        bits -= len;
+        acc &= (1u64 << bits) - 1;
+    }
     if bits >= 8 || acc != (1u64 << bits) - 1 {
         return Err(HpackError::BadHuffman);
     }
@@ -258,11 +293,29 @@ pub fn static_name_index(name: &[u8]) -> Option<usize> {
 
 /// Decodes response header blocks, keeping the dynamic table in step with the server's
 /// encoder across the connection.
-/// A dynamic table entry: name and value.
-type Entry = (Box<[u8]>, Box<[u8]>);
+/// A dynamic table entry: name and value in one buffer, and where the name ends.
+/// Buffers of evicted entries are reused, so a server that indexes a unique header per
+/// response (an echoed request id) costs no allocation per response.
+struct Entry {
+    bytes: Vec<u8>,
+    name_len: usize,
+}
+
+impl Entry {
+    fn name(&self) -> &[u8] {
+        &self.bytes[..self.name_len]
+    }
+    fn value(&self) -> &[u8] {
+        &self.bytes[self.name_len..]
+    }
+    fn size(&self) -> usize {
+        self.bytes.len() + 32
+    }
+}
 
 pub struct Decoder {
     table: VecDeque<Entry>,
+    spare: Vec<Vec<u8>>,
     size: usize,
     max_size: usize,
     /// The most the server may set the table to: our SETTINGS_HEADER_TABLE_SIZE.
@@ -288,6 +341,7 @@ impl Decoder {
     pub fn with_limit(limit: usize) -> Self {
         Decoder {
             table: VecDeque::new(),
+            spare: Vec::new(),
             size: 0,
             max_size: limit,
             limit,
@@ -335,19 +389,28 @@ impl Decoder {
                     Text::Static(STATIC_TABLE[index - 1].0)
                 } else {
                     // Copied: inserting this field may evict the entry it names.
-                    let (name, _) = self.entry(index)?;
-                    let name = name.to_vec();
+                    let entry = index
+                        .checked_sub(STATIC_TABLE.len() + 1)
+                        .and_then(|i| self.table.get(i))
+                        .ok_or(HpackError::BadIndex(index))?;
                     self.name_buf.clear();
-                    self.name_buf.extend_from_slice(&name);
+                    self.name_buf.extend_from_slice(entry.name());
                     Text::Buffer
                 };
                 let value = self.string(block, &mut at, false)?;
+                let mut bytes = match indexing {
+                    true => self.spare.pop().unwrap_or_default(),
+                    false => Vec::new(),
+                };
                 let name = self.resolve(&name, block, true);
                 let value = self.resolve(&value, block, false);
                 field(name, value);
                 if indexing {
-                    let entry = (Box::from(name), Box::from(value));
-                    self.insert(entry);
+                    bytes.clear();
+                    bytes.extend_from_slice(name);
+                    bytes.extend_from_slice(value);
+                    let name_len = name.len();
+                    self.insert(Entry { bytes, name_len });
                 }
             }
             fields += 1;
@@ -394,18 +457,22 @@ impl Decoder {
         if index <= STATIC_TABLE.len() {
             return Ok(STATIC_TABLE[index - 1]);
         }
-        self.table
-            .get(index - STATIC_TABLE.len() - 1)
-            .map(|(n, v)| (&n[..], &v[..]))
+        self.entry_at(index).map(|e| (e.name(), e.value()))
+    }
+
+    fn entry_at(&self, index: usize) -> Result<&Entry, HpackError> {
+        index
+            .checked_sub(STATIC_TABLE.len() + 1)
+            .and_then(|i| self.table.get(i))
             .ok_or(HpackError::BadIndex(index))
     }
 
     fn insert(&mut self, entry: Entry) {
-        let size = entry.0.len() + entry.1.len() + 32;
+        let size = entry.size();
         if size > self.max_size {
             // RFC 7541 §4.4: an entry larger than the table empties it and is not added.
-            self.table.clear();
-            self.size = 0;
+            self.evict_to(0);
+            self.spare.push(entry.bytes);
             return;
         }
         self.evict_to(self.max_size - size);
@@ -415,11 +482,14 @@ impl Decoder {
 
     fn evict_to(&mut self, size: usize) {
         while self.size > size {
-            let Some((n, v)) = self.table.pop_back() else {
+            let Some(entry) = self.table.pop_back() else {
                 self.size = 0;
                 break;
             };
-            self.size -= n.len() + v.len() + 32;
+            self.size -= entry.size();
+            if self.spare.len() < 64 {
+                self.spare.push(entry.bytes);
+            }
         }
     }
 }
@@ -468,6 +538,49 @@ mod tests {
             huffman_decode(&hex(encoded), &mut out).unwrap();
             assert_eq!(String::from_utf8(out).unwrap(), text);
         }
+    }
+
+    /// Huffman-encodes with the canonical code (test only: requests are sent raw).
+    fn huffman_encode(text: &[u8]) -> Vec<u8> {
+        let t = canonical();
+        let (mut acc, mut bits, mut out) = (0u64, 0usize, Vec::new());
+        for &b in text {
+            let len = HUFFMAN_LENGTHS[b as usize] as usize;
+            let pos = (t.offset[len]..t.offset[len] + t.count[len])
+                .find(|&i| t.symbols[i as usize] == u16::from(b))
+                .unwrap();
+            acc = (acc << len) | u64::from(t.first[len] + pos - t.offset[len]);
+            bits += len;
+            while bits >= 8 {
+                out.push((acc >> (bits - 8)) as u8);
+                bits -= 8;
+                acc &= (1u64 << bits) - 1;
+            }
+        }
+        if bits > 0 {
+            out.push(((acc << (8 - bits)) | ((1u64 << (8 - bits)) - 1)) as u8);
+        }
+        out
+    }
+
+    #[test]
+    fn every_byte_value_round_trips_through_huffman() {
+        // Short and long codes mixed, so the one-lookup path and the canonical walk meet
+        // at every boundary, and strings end on every bit offset.
+        let all: Vec<u8> = (0..=255u8).collect();
+        for take in [1, 2, 3, 7, 64, 256] {
+            for window in all.windows(take).step_by(13) {
+                let mut text = window.to_vec();
+                text.extend_from_slice(b"e0");
+                let mut out = Vec::new();
+                huffman_decode(&huffman_encode(&text), &mut out).unwrap();
+                assert_eq!(out, text);
+            }
+        }
+        assert_eq!(
+            huffman_encode(b"www.example.com"),
+            hex("f1e3 c2e5 f23a 6ba0 ab90 f4ff")
+        );
     }
 
     #[test]

@@ -102,6 +102,55 @@ pub trait Transport: Send + Sync + 'static {
     fn max_in_flight(&self) -> usize;
 }
 
+/// The id a request carries, `<run tag>-<slot>`, held inline: building it costs no
+/// allocation per request (the lean clients write its bytes straight into the request).
+#[derive(Clone)]
+pub struct RequestId {
+    bytes: [u8; 64],
+    len: usize,
+    /// Ids that do not fit inline (a very long tag) live here instead.
+    long: Option<Box<[u8]>>,
+}
+
+impl RequestId {
+    pub fn new(tag: &str, number: u64) -> Self {
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(number).as_bytes();
+        let len = tag.len() + 1 + digits.len();
+        let mut id = RequestId {
+            bytes: [0; 64],
+            len,
+            long: None,
+        };
+        if len <= id.bytes.len() {
+            id.bytes[..tag.len()].copy_from_slice(tag.as_bytes());
+            id.bytes[tag.len()] = b'-';
+            id.bytes[tag.len() + 1..len].copy_from_slice(digits);
+        } else {
+            id.long = Some([tag.as_bytes(), b"-", digits].concat().into());
+        }
+        id
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.long {
+            Some(long) => long,
+            None => &self.bytes[..self.len],
+        }
+    }
+
+    /// For clients that take a `HeaderValue` (hyper, h2, tonic). Tags are visible ASCII.
+    pub fn header_value(&self) -> ::http::HeaderValue {
+        ::http::HeaderValue::from_bytes(self.as_bytes()).expect("request ids are visible ASCII")
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
 pub trait Session: Send {
     /// Sends one request and waits for its outcome, bounded by the transport's timeout.
     /// `sent` is the caller's send time (it has just read the clock; the timeout and the
@@ -109,7 +158,7 @@ pub trait Session: Send {
     fn send<'a>(
         &'a mut self,
         request: &'a PreparedRequest,
-        request_id: ::http::HeaderValue,
+        request_id: &'a RequestId,
         sent: std::time::Instant,
     ) -> impl Future<Output = Outcome> + Send + 'a;
 }

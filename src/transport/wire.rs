@@ -7,7 +7,7 @@
 use super::{BodyPrefix, ErrorKind, Outcome, TransportError};
 use crate::plan::PreparedRequest;
 use bytes::{Buf, BytesMut};
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderName, Method};
 use std::io::Write as _;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -56,7 +56,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireConn<S> {
         &mut self,
         req: &PreparedRequest,
         id_header: &HeaderName,
-        id: &HeaderValue,
+        id: &[u8],
         started: Instant,
         head_seen: &mut Option<(u16, std::time::Duration)>,
     ) -> Exchange {
@@ -450,12 +450,7 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
 
 /// Serialises a request into `out`: request line, headers (in the plan's order), the
 /// request id, Content-Length, and the body when it is small.
-pub fn serialize(
-    out: &mut Vec<u8>,
-    req: &PreparedRequest,
-    id_header: &HeaderName,
-    id: &HeaderValue,
-) {
+pub fn serialize(out: &mut Vec<u8>, req: &PreparedRequest, id_header: &HeaderName, id: &[u8]) {
     out.clear();
     out.extend_from_slice(req.method.as_str().as_bytes());
     out.push(b' ');
@@ -473,7 +468,7 @@ pub fn serialize(
     }
     out.extend_from_slice(id_header.as_str().as_bytes());
     out.extend_from_slice(b": ");
-    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(id);
     out.extend_from_slice(b"\r\n");
     let body_method = matches!(req.method, Method::POST | Method::PUT | Method::PATCH);
     if !has_length && (!req.body.is_empty() || body_method) {
@@ -550,7 +545,7 @@ mod tests {
         conn.exchange(
             &req,
             &HeaderName::from_static("x-request-id"),
-            &HeaderValue::from_static("r-1"),
+            b"r-1",
             Instant::now(),
             &mut None,
         )
@@ -620,7 +615,7 @@ mod tests {
     #[test]
     fn requests_serialise_with_id_and_length() {
         let mut headers = http::HeaderMap::new();
-        headers.insert("host", HeaderValue::from_static("a.example"));
+        headers.insert("host", http::HeaderValue::from_static("a.example"));
         let req = PreparedRequest {
             method: Method::POST,
             path: http::uri::PathAndQuery::from_static("/p?x=1'"),
@@ -633,7 +628,7 @@ mod tests {
             &mut out,
             &req,
             &HeaderName::from_static("x-request-id"),
-            &HeaderValue::from_static("wl1-7"),
+            b"wl1-7",
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
