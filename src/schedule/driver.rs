@@ -238,6 +238,7 @@ pub async fn run_workers<T: Transport>(
     // runtime, so a worker, its connection task and its timers share one thread.
     let threads = config.threads.clamp(1, config.workers.max(1));
     let mut groups: Vec<Vec<WorkerFuture>> = (0..threads).map(|_| Vec::new()).collect();
+    let batches: Vec<Arc<Batch>> = (0..threads).map(|_| Arc::default()).collect();
     for w in 0..config.workers {
         let session = transport.session(w);
         let ctx = WorkerContext {
@@ -250,6 +251,7 @@ pub async fn run_workers<T: Transport>(
             dead_target_after: config.dead_target_after,
             dead_target: dead_target.clone(),
             stop: stop.clone(),
+            batch: batches[w % threads].clone(),
         };
         let fut: WorkerFuture = if config.schedule.is_some() {
             Box::pin(open_loop_worker(session, ctx, job_rx.clone()))
@@ -416,13 +418,37 @@ struct WorkerContext {
     dead_target_after: u64,
     dead_target: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    /// The completions batch of this worker's engine thread.
+    batch: Arc<Batch>,
+}
+
+/// Completions on their way to the recorder, one batch per engine thread, shared by the
+/// thread's workers. A batch per worker (hundreds of them, each 64 completions) spread
+/// the stores over megabytes, and nearly every push missed the cache. Never held across
+/// an await; the lock is uncontended (one thread).
+#[derive(Default)]
+struct Batch(std::sync::Mutex<Vec<Completion>>);
+
+impl Batch {
+    /// Adds `c`; returns the batch to send when it is full, or when `flush_now`.
+    fn push(&self, c: Completion, flush_now: bool) -> Option<Vec<Completion>> {
+        let mut batch = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if batch.capacity() == 0 {
+            batch.reserve(COMPLETION_BATCH);
+        }
+        batch.push(c);
+        (batch.len() >= COMPLETION_BATCH || flush_now).then(|| std::mem::take(&mut *batch))
+    }
+
+    fn take(&self) -> Vec<Completion> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// What a worker owns while it runs; kept outside the loop future so that a request still
 /// in flight when the run is aborted can be recorded (every slot sent gets one record).
 struct WorkerState {
     sent: u64,
-    batch: Vec<Completion>,
     /// The slot being sent right now, with its actual send time.
     in_flight: Option<(Job, Instant)>,
 }
@@ -431,7 +457,6 @@ impl WorkerState {
     fn new() -> Self {
         WorkerState {
             sent: 0,
-            batch: Vec::with_capacity(COMPLETION_BATCH),
             in_flight: None,
         }
     }
@@ -440,7 +465,14 @@ impl WorkerState {
 /// Waits for `run`, or for the run's cancellation plus `ABORT_GRACE`; true when it had to
 /// give up on `run`. One cancellation waiter per worker (not per request) keeps the hot path
 /// free of locks.
-async fn abortable(ctx: &WorkerContext, run: impl std::future::Future<Output = ()>) -> bool {
+///
+/// `run` comes pinned by reference: taken by value, it would be stored twice in the
+/// worker's future (as the argument and inside `select!`), doubling the memory a resumed
+/// worker touches.
+async fn abortable<F: std::future::Future<Output = ()>>(
+    ctx: &WorkerContext,
+    run: std::pin::Pin<&mut F>,
+) -> bool {
     tokio::select! {
         _ = run => false,
         _ = async { ctx.cancel.cancelled().await; tokio::time::sleep(ABORT_GRACE).await } => true,
@@ -457,10 +489,12 @@ async fn finish(ctx: &WorkerContext, state: &mut WorkerState, aborted: bool) {
                 "run interrupted while the request was in flight",
             );
             let c = complete(ctx, job, sent, &outcome);
-            state.batch.push(c);
+            if let Some(full) = ctx.batch.push(c, false) {
+                send_batch(ctx, full).await;
+            }
         }
     }
-    flush(ctx, &mut state.batch).await;
+    send_batch(ctx, ctx.batch.take()).await;
 }
 
 async fn open_loop_worker<S: Session>(
@@ -469,7 +503,10 @@ async fn open_loop_worker<S: Session>(
     jobs: flume::Receiver<Job>,
 ) -> u64 {
     let mut state = WorkerState::new();
-    let aborted = abortable(&ctx, open_loop(&mut session, &ctx, &jobs, &mut state)).await;
+    let aborted = {
+        let run = std::pin::pin!(open_loop(&mut session, &ctx, &jobs, &mut state));
+        abortable(&ctx, run).await
+    };
     finish(&ctx, &mut state, aborted).await;
     state.sent
 }
@@ -493,23 +530,21 @@ async fn open_loop<S: Session>(
         let now = wait_until(job.intended).await;
         state.sent += 1;
         let c = send_one(session, ctx, job, now, &mut state.in_flight).await;
-        state.batch.push(c);
         // Flush when the batch is full or nothing else is due right now (low rates stay live).
-        if (state.batch.len() >= COMPLETION_BATCH || jobs.is_empty())
-            && !flush(ctx, &mut state.batch).await
-        {
-            break;
+        if let Some(full) = ctx.batch.push(c, jobs.is_empty()) {
+            if !send_batch(ctx, full).await {
+                break;
+            }
         }
     }
 }
 
 /// Hands a batch of completions to the recorder; false when the recorder is gone.
-async fn flush(ctx: &WorkerContext, batch: &mut Vec<Completion>) -> bool {
+async fn send_batch(ctx: &WorkerContext, batch: Vec<Completion>) -> bool {
     if batch.is_empty() {
         return true;
     }
-    let full = std::mem::replace(batch, Vec::with_capacity(COMPLETION_BATCH));
-    ctx.completions.send_async(full).await.is_ok()
+    ctx.completions.send_async(batch).await.is_ok()
 }
 
 async fn closed_loop_worker<S: Session>(
@@ -521,16 +556,18 @@ async fn closed_loop_worker<S: Session>(
     deadline: Option<Instant>,
 ) -> u64 {
     let mut state = WorkerState::new();
-    let run = closed_loop(
-        &mut session,
-        &ctx,
-        &counter,
-        shard,
-        slots,
-        deadline,
-        &mut state,
-    );
-    let aborted = abortable(&ctx, run).await;
+    let aborted = {
+        let run = std::pin::pin!(closed_loop(
+            &mut session,
+            &ctx,
+            &counter,
+            shard,
+            slots,
+            deadline,
+            &mut state,
+        ));
+        abortable(&ctx, run).await
+    };
     finish(&ctx, &mut state, aborted).await;
     state.sent
 }
@@ -560,9 +597,10 @@ async fn closed_loop<S: Session>(
         };
         state.sent += 1;
         let c = send_one(session, ctx, job, now, &mut state.in_flight).await;
-        state.batch.push(c);
-        if state.batch.len() >= COMPLETION_BATCH && !flush(ctx, &mut state.batch).await {
-            break;
+        if let Some(full) = ctx.batch.push(c, false) {
+            if !send_batch(ctx, full).await {
+                break;
+            }
         }
     }
 }

@@ -386,7 +386,8 @@ async fn checkout<C: Pooled, F: std::future::Future<Output = Result<C, Transport
         }
         current => {
             let generation = current.map_or(0, |(g, _)| g + 1);
-            let c = open().await?;
+            // Boxed: connecting (TCP, TLS) is rare, and its future is large.
+            let c = Box::pin(open()).await?;
             *slot = Some((generation, c.clone()));
             (generation, c)
         }
@@ -545,24 +546,22 @@ impl Session for HttpSession {
         if timer.deadline() > deadline {
             timer.as_mut().reset(deadline);
         }
+        // Each exchange is pinned here and `within` gets a reference: taken by value it
+        // would be stored twice in this future (argument and `select!` slot).
         let result = match self.endpoint.version {
             Negotiated::H1 if self.endpoint.engine == H1Engine::Wire => {
                 // On timeout the connection (taken out of `self.wire` for the exchange)
                 // is dropped with the future: a connection mid-request is never reused.
-                within(
-                    &mut timer,
-                    deadline,
-                    self.exchange_wire(request, request_id, sent),
-                )
-                .await
+                let work = std::pin::pin!(self.exchange_wire(request, request_id, sent));
+                within(&mut timer, deadline, work).await
             }
             Negotiated::H1 => {
-                let r = within(
-                    &mut timer,
-                    deadline,
-                    self.exchange_h1(request, request_id.header_value()),
-                )
-                .await;
+                // Boxed, like the `h2` crate's exchange below: their futures are
+                // kilobytes, and unboxed they would make every worker's future (and
+                // the cache lines a resumed worker touches) that large.
+                let mut work = Box::pin(self.exchange_h1(request, request_id.header_value()));
+                let r = within(&mut timer, deadline, work.as_mut()).await;
+                drop(work);
                 if r.is_none() {
                     // The connection is mid-request; it cannot be reused.
                     self.h1 = None;
@@ -570,20 +569,12 @@ impl Session for HttpSession {
                 r
             }
             Negotiated::H2 if self.endpoint.h2_engine == H2Engine::Wire => {
-                within(
-                    &mut timer,
-                    deadline,
-                    self.exchange_h2_wire(request, request_id, sent),
-                )
-                .await
+                let work = std::pin::pin!(self.exchange_h2_wire(request, request_id, sent));
+                within(&mut timer, deadline, work).await
             }
             Negotiated::H2 => {
-                within(
-                    &mut timer,
-                    deadline,
-                    self.exchange_h2(request, request_id.header_value()),
-                )
-                .await
+                let mut work = Box::pin(self.exchange_h2(request, request_id.header_value()));
+                within(&mut timer, deadline, work.as_mut()).await
             }
         };
         self.timer = Some(timer);
@@ -609,13 +600,12 @@ impl Session for HttpSession {
 async fn within<F: std::future::Future>(
     timer: &mut std::pin::Pin<Box<tokio::time::Sleep>>,
     deadline: tokio::time::Instant,
-    work: F,
+    mut work: std::pin::Pin<&mut F>,
 ) -> Option<F::Output> {
-    let mut work = std::pin::pin!(work);
     loop {
         tokio::select! {
             biased;
-            out = &mut work => return Some(out),
+            out = work.as_mut() => return Some(out),
             _ = timer.as_mut() => {
                 if tokio::time::Instant::now() >= deadline {
                     return None;
@@ -642,7 +632,7 @@ impl HttpSession {
                 .and_then(|mut c| (!c.peer_closed()).then_some(c));
             let (mut conn, reused) = match kept {
                 Some(c) => (c, true),
-                None => match self.endpoint.open().await {
+                None => match Box::pin(self.endpoint.open()).await {
                     Ok(opened) => (WireConn::new(opened.io), false),
                     Err(e) => return outcome_error(e),
                 },
