@@ -538,6 +538,37 @@ async fn stall_longer_than_the_timeout_is_failed_timeout() {
     }
 }
 
+/// HTTP/2: a stalled stream times out at the timeout, is cancelled (RST_STREAM) and frees
+/// its slot; the connection stays up for the other streams — no reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_stall_longer_than_the_timeout_is_failed_timeout_on_a_live_connection() {
+    let _guard = TIMING.lock().await;
+    let faults = Faults {
+        stall_share: 0.05,
+        stall_for: Duration::from_secs(3),
+        ..Faults::default()
+    };
+    for engine in H2_ENGINES {
+        eprintln!("HTTP/2 engine: {engine:?}");
+        let r = run_faulted(passing_target(faults.clone()), 200, 400.0, |p| {
+            h2(p);
+            p.h2_engine = engine;
+            p.timeout = Duration::from_millis(800);
+        })
+        .await;
+        assert_eq!((r.count("passed"), r.count("failed")), (190, 10));
+        assert_eq!(r.errors(), errors(&[("timeout", 10)]));
+        for x in r.records.iter().filter(|x| x.cls == "failed") {
+            assert!(x.lat >= 800_000 && x.lat < 2_000_000, "{engine:?} {x:?}");
+        }
+        assert!(
+            r.target.connections <= 3,
+            "{engine:?}: connections {}",
+            r.target.connections
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_drip_within_the_timeout_passes_and_counts_every_byte() {
     let _guard = TIMING.lock().await;

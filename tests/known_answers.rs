@@ -167,6 +167,38 @@ async fn a_one_second_stall_shows_in_p99_without_coordinated_omission() {
     target.shutdown().await;
 }
 
+/// Both HTTP/2 clients (the lean wire client and the `h2` crate) give the same exact
+/// answers, with bodies (POSTs) and several streams per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_wire_and_h2_crate_engines_agree_exactly() {
+    let _guard = TIMING.lock().await;
+    let target = target::start(marker_target()).await.unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let mut answers = Vec::new();
+    for engine in [
+        wafload::transport::http::H2Engine::Wire,
+        wafload::transport::http::H2Engine::H2,
+    ] {
+        let mut p = profile(&target.url(), &[fixture("known")], results.path());
+        p.rate = Some(300.0);
+        p.target.http = wafload::profile::HttpVersion::H2;
+        p.connections = 2;
+        p.streams_per_connection = 4;
+        p.h2_engine = engine;
+        let s = run_profile(&p).await.summary;
+        assert_eq!(s.run.protocol, "h2");
+        answers.push((
+            s.counts.clone(),
+            s.detection.by_case.clone(),
+            s.statuses.clone(),
+            s.response_body_bytes,
+        ));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0["blocked"], 10);
+    target.shutdown().await;
+}
+
 /// Both HTTP/1.1 clients (the lean wire client and hyper) give the same exact answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wire_and_hyper_engines_agree_exactly() {
