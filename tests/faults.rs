@@ -538,6 +538,41 @@ async fn stall_longer_than_the_timeout_is_failed_timeout() {
     }
 }
 
+/// HTTP/2 with prior knowledge to a server that only speaks HTTP/1.1: every request fails
+/// as a protocol error (the client names the HTTP/1.x answer), none hangs or passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_prior_knowledge_to_an_http1_server_is_a_protocol_error() {
+    let _guard = TIMING.lock().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let results = tempfile::tempdir().unwrap();
+    let mut p = profile(
+        &format!("http://{addr}/"),
+        &[fixture("known")],
+        results.path(),
+    );
+    p.rate = Some(200.0);
+    p.target.http = HttpVersion::H2;
+    p.connections = 1;
+    p.streams_per_connection = 2;
+    let outcome = run_profile(&p).await;
+    check_results(&outcome.dir, &outcome.summary, 28);
+    assert_eq!(outcome.summary.counts["failed"], 28);
+    assert_eq!(outcome.summary.errors, errors(&[("protocol", 28)]));
+}
+
 /// HTTP/2: a stalled stream times out at the timeout, is cancelled (RST_STREAM) and frees
 /// its slot; the connection stays up for the other streams — no reconnects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

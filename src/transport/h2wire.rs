@@ -256,6 +256,7 @@ impl H2WireConn {
             wpos: 0,
             flush: false,
             wake: Vec::new(),
+            framed: false,
         });
         H2WireConn { shared }
     }
@@ -717,6 +718,18 @@ impl State {
     }
 }
 
+/// A server that answers HTTP/2 with prior knowledge in HTTP/1.x (a plain-text port without
+/// h2c): said plainly instead of as a frame-size error on "HTTP/1.1 400".
+fn not_http2(first_bytes: &[u8]) -> Option<TransportError> {
+    first_bytes.starts_with(b"HTTP/1.").then(|| {
+        TransportError::new(
+            ErrorKind::Protocol,
+            "the server answered in HTTP/1.x: it does not take HTTP/2 with prior knowledge \
+             on this port (use --http h1, or --http auto over TLS to negotiate)",
+        )
+    })
+}
+
 fn be32(payload: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(payload.get(..4)?.try_into().ok()?))
 }
@@ -859,6 +872,8 @@ struct Driver<IO> {
     flush: bool,
     /// Wakers collected under the lock, woken after it is released.
     wake: Vec<Waker>,
+    /// A frame has arrived (the server speaks HTTP/2).
+    framed: bool,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
@@ -875,6 +890,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
     /// Parses and handles every complete frame in the read buffer.
     fn dispatch(&mut self) -> Result<(), TransportError> {
+        if !self.framed {
+            let head = &self.rbuf[self.rstart..self.rend];
+            if let Some(error) = not_http2(head) {
+                return Err(error);
+            }
+            self.framed = head.len() >= 9;
+        }
         let mut st = self.shared.lock();
         let mut now = None;
         let mut result = Ok(());
@@ -1118,6 +1140,15 @@ mod tests {
                 (frame::CONTINUATION, frame::END_HEADERS, 40_000 - 2 * 16_384)
             ]
         );
+    }
+
+    #[test]
+    fn an_http1_answer_is_named_as_such() {
+        let e = not_http2(b"HTTP/1.1 400 Bad Request\r\n").unwrap();
+        assert_eq!(e.kind, ErrorKind::Protocol);
+        assert!(e.message.contains("HTTP/1.x"), "{}", e.message);
+        // A SETTINGS frame head is not mistaken for it.
+        assert!(not_http2(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).is_none());
     }
 
     #[test]
