@@ -4,8 +4,9 @@
 //! process, wafload in a child). Peak RSS of the child (getrusage RUSAGE_CHILDREN,
 //! ru_maxrss) must stay under 200 MiB.
 //!
-//! Ignored by default (a minute of 2 GiB/s over loopback); CI runs it once, in release:
+//! Ignored by default (a minute of 2 GiB/s over loopback); run it in release:
 //!     cargo test --release --test memory -- --ignored --nocapture
+//! (CI uses the `ci-memory` profile: release optimisation without debug info.)
 //! `WAFLOAD_MEMORY_SECS` and `WAFLOAD_MEMORY_RATE` change the length and rate.
 
 mod common;
