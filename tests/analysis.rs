@@ -196,10 +196,10 @@ async fn upstream_header_decomposition_recovers_the_filter_delay() {
                 "recovered filter delay {} ms",
                 with_filter - floor
             );
-            ensure!(
-                (3.0..4.0).contains(&with_filter),
-                "gateway+filter p50 {with_filter} ms"
-            );
+            // At least the filter's 3 ms. No absolute upper bound: the floor (loopback and
+            // both HTTP stacks) measured 0.68–1.2 ms on the same VM an hour apart, which put
+            // a correct 3.24 ms recovery at 4.4 ms; the recovered delay above is the answer.
+            ensure!(with_filter >= 3.0, "gateway+filter p50 {with_filter} ms");
             Ok(())
         }
     })
