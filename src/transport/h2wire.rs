@@ -686,11 +686,8 @@ impl State {
                         .ok()
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
-                } else if name == b"x-envoy-upstream-service-time" {
-                    upstream = std::str::from_utf8(value)
-                        .ok()
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(|ms| ms * 1000);
+                } else if name == super::UPSTREAM_SERVICE_TIME.as_bytes() {
+                    upstream = super::upstream_service_time_us(value);
                 }
             })
             .map_err(|e| {
@@ -817,24 +814,9 @@ fn encode_request(
         .get(header::CONNECTION)
         .and_then(|v| v.to_str().ok());
     for (name, value) in headers {
-        let skip = if *name == header::TE {
-            value != "trailers"
-        } else {
-            *name == header::HOST
-                || *name == header::CONNECTION
-                || *name == header::TRANSFER_ENCODING
-                || *name == header::UPGRADE
-                || {
-                    let n = name.as_str();
-                    n == "keep-alive"
-                        || n == "proxy-connection"
-                        || n.as_bytes() == head.request_id_name
-                        || listed_in_connection.is_some_and(|list| {
-                            list.split(',').any(|l| l.trim().eq_ignore_ascii_case(n))
-                        })
-                }
-        };
-        if skip {
+        if super::h2_connection_specific(name, value, listed_in_connection)
+            || name.as_str().as_bytes() == head.request_id_name
+        {
             continue;
         }
         match hpack::static_name_index(name.as_str().as_bytes()) {
@@ -849,11 +831,7 @@ fn encode_request(
             ),
         }
     }
-    let body_method = matches!(
-        planned.method,
-        http::Method::POST | http::Method::PUT | http::Method::PATCH
-    );
-    if !headers.contains_key(header::CONTENT_LENGTH) && (!planned.body.is_empty() || body_method) {
+    if !headers.contains_key(header::CONTENT_LENGTH) && super::sends_content_length(planned) {
         let mut digits = itoa::Buffer::new();
         hpack::encode_indexed_name(block, 28, digits.format(planned.body.len()).as_bytes());
     }

@@ -1,12 +1,11 @@
 //! HTTP/1.1 and HTTP/2 over TCP or TLS, with connections under our control: one
 //! connection per worker for HTTP/1.1 (keep-alive; our lean `wire` client, or hyper's
-//! low-level connection API), a few shared multiplexed connections for HTTP/2 (the `h2`
-//! crate directly).
+//! low-level connection API), a few shared multiplexed connections for HTTP/2 (our lean
+//! `h2wire` client, or the `h2` crate directly).
 //!
-//! HTTP/2 goes to `h2` without hyper in between: hyper's h2 client hands every request
+//! The `h2` crate is used without hyper in between: hyper's h2 client hands every request
 //! through a channel to its connection task and spawns one task per request to drive the
-//! response, which cost ~25 % of wafload's CPU per HTTP/2 request. With `h2` the session's
-//! own task sends the request and reads the response.
+//! response, which cost ~25 % of wafload's CPU per HTTP/2 request.
 
 use super::h2wire::{Failure, H2WireConn, RequestHead};
 use super::wire::{self, WireConn};
@@ -291,31 +290,17 @@ impl Endpoint {
         use http::header;
         let mut request = Request::new(());
         *request.method_mut() = planned.method.clone();
-        *request.headers_mut() = planned.headers.clone();
+        let listed_in_connection = planned
+            .headers
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok());
         let headers = request.headers_mut();
-        headers.remove(header::HOST);
-        if let Some(connection) = headers.remove(header::CONNECTION) {
-            if let Ok(names) = connection.to_str() {
-                for name in names.split(',') {
-                    headers.remove(name.trim());
-                }
+        for (name, value) in &planned.headers {
+            if !super::h2_connection_specific(name, value, listed_in_connection) {
+                headers.append(name.clone(), value.clone());
             }
         }
-        for name in ["keep-alive", "proxy-connection"] {
-            headers.remove(name);
-        }
-        headers.remove(header::TRANSFER_ENCODING);
-        headers.remove(header::UPGRADE);
-        if headers.get(header::TE).is_some_and(|te| te != "trailers") {
-            headers.remove(header::TE);
-        }
-        let body_method = matches!(
-            planned.method,
-            http::Method::POST | http::Method::PUT | http::Method::PATCH
-        );
-        if !headers.contains_key(header::CONTENT_LENGTH)
-            && (!planned.body.is_empty() || body_method)
-        {
+        if !headers.contains_key(header::CONTENT_LENGTH) && super::sends_content_length(planned) {
             headers.insert(
                 header::CONTENT_LENGTH,
                 HeaderValue::from(planned.body.len()),
@@ -774,9 +759,7 @@ impl HttpSession {
         }
         unreachable!("the second attempt always returns")
     }
-}
 
-impl HttpSession {
     /// HTTP/2 on the lean client; the same retry rules as `exchange_h2`, but the client
     /// knows exactly which streams the server did not process.
     async fn exchange_h2_wire(
@@ -935,17 +918,11 @@ fn note_head<B>(
     (
         status,
         time_to_headers,
-        upstream_service_time_us(response.headers()),
+        response
+            .headers()
+            .get(super::UPSTREAM_SERVICE_TIME)
+            .and_then(|v| super::upstream_service_time_us(v.as_bytes())),
     )
-}
-
-/// `x-envoy-upstream-service-time` (ms) in µs, when present and numeric.
-fn upstream_service_time_us(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get("x-envoy-upstream-service-time")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|ms| ms * 1000)
 }
 
 /// Reads the whole body, keeping only a prefix; memory stays bounded for any body size.

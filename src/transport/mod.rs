@@ -198,6 +198,49 @@ impl BodyPrefix {
     }
 }
 
+/// The gateway's upstream time header (Envoy), in whole milliseconds.
+pub(crate) const UPSTREAM_SERVICE_TIME: &str = "x-envoy-upstream-service-time";
+
+/// An `x-envoy-upstream-service-time` value (ms) in µs, when numeric; every client reads it
+/// the same way.
+pub(crate) fn upstream_service_time_us(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|ms| ms * 1000)
+}
+
+/// Whether a request without its own length header gets a `content-length`: it has a body,
+/// or its method expects one (an empty POST says `content-length: 0`). The same rule for
+/// HTTP/1.1 and both HTTP/2 clients.
+pub(crate) fn sends_content_length(request: &PreparedRequest) -> bool {
+    use ::http::Method;
+    !request.body.is_empty() || matches!(request.method, Method::POST | Method::PUT | Method::PATCH)
+}
+
+/// Whether a planned header must not be sent over HTTP/2 (RFC 9113 §8.2.2): `host` (sent as
+/// `:authority`), connection-specific headers, the names the `connection` header lists
+/// (`connection_list`), and `te` other than "trailers".
+pub(crate) fn h2_connection_specific(
+    name: &::http::HeaderName,
+    value: &::http::HeaderValue,
+    connection_list: Option<&str>,
+) -> bool {
+    use ::http::header;
+    if *name == header::TE {
+        return value != "trailers";
+    }
+    let n = name.as_str();
+    *name == header::HOST
+        || *name == header::CONNECTION
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || n == "keep-alive"
+        || n == "proxy-connection"
+        || connection_list
+            .is_some_and(|list| list.split(',').any(|l| l.trim().eq_ignore_ascii_case(n)))
+}
+
 /// An error and its sources in one line, skipping a source whose text is already said.
 pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];

@@ -406,11 +406,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
             } else if contains_ignore_case(h.value, b"keep-alive") {
                 close = false;
             }
-        } else if name.eq_ignore_ascii_case("x-envoy-upstream-service-time") {
-            upstream = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .map(|ms| ms * 1000);
+        } else if name.eq_ignore_ascii_case(super::UPSTREAM_SERVICE_TIME) {
+            upstream = super::upstream_service_time_us(h.value);
         }
     }
     let framing = if chunked {
@@ -470,8 +467,7 @@ pub fn serialize(out: &mut Vec<u8>, req: &PreparedRequest, id_header: &HeaderNam
     out.extend_from_slice(b": ");
     out.extend_from_slice(id);
     out.extend_from_slice(b"\r\n");
-    let body_method = matches!(req.method, Method::POST | Method::PUT | Method::PATCH);
-    if !has_length && (!req.body.is_empty() || body_method) {
+    if !has_length && super::sends_content_length(req) {
         let _ = write!(out, "content-length: {}\r\n", req.body.len());
     }
     out.extend_from_slice(b"\r\n");
