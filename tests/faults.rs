@@ -158,6 +158,28 @@ async fn run_h1(
     runs
 }
 
+/// [`run_faulted`] over HTTP/2 (2 connections × 8 streams unless `tweak` says otherwise),
+/// once per HTTP/2 engine, each against a fresh target.
+async fn run_h2(
+    config: TargetConfig,
+    requests: u64,
+    rate: f64,
+    tweak: impl Fn(&mut Profile),
+) -> Vec<(H2Engine, Checked)> {
+    let mut runs = Vec::new();
+    for engine in H2_ENGINES {
+        eprintln!("HTTP/2 engine: {engine:?}");
+        let r = run_faulted(config.clone(), requests, rate, |p| {
+            h2(p);
+            p.h2_engine = engine;
+            tweak(p);
+        })
+        .await;
+        runs.push((engine, r));
+    }
+    runs
+}
+
 fn h2(p: &mut Profile) {
     p.target.http = HttpVersion::H2;
     p.connections = 2;
@@ -231,13 +253,7 @@ async fn h2_rst_stream_before_after_headers_and_mid_body_is_failed_reset() {
         reset_mid_body_share: 0.05,
         ..Faults::default()
     };
-    for engine in H2_ENGINES {
-        eprintln!("HTTP/2 engine: {engine:?}");
-        let r = run_faulted(passing_target(faults.clone()), 200, 400.0, |p| {
-            h2(p);
-            p.h2_engine = engine;
-        })
-        .await;
+    for (engine, r) in run_h2(passing_target(faults), 200, 400.0, |_| {}).await {
         assert_eq!(r.summary.run.protocol, "h2");
         assert_eq!((r.count("passed"), r.count("failed")), (170, 30));
         assert_eq!(r.errors(), errors(&[("reset", 30)]));
@@ -363,13 +379,7 @@ async fn h2_goaway_reconnects_the_pool_slot_without_failures() {
         close_after: Some(3),
         ..Faults::default()
     };
-    for engine in H2_ENGINES {
-        eprintln!("HTTP/2 engine: {engine:?}");
-        let r = run_faulted(passing_target(faults.clone()), 300, 1000.0, |p| {
-            h2(p);
-            p.h2_engine = engine;
-        })
-        .await;
+    for (_, r) in run_h2(passing_target(faults), 300, 1000.0, |_| {}).await {
         assert_eq!(r.summary.run.protocol, "h2");
         assert_eq!(
             (r.count("passed"), r.count("failed")),
@@ -397,15 +407,11 @@ async fn h2_max_concurrent_streams_of_one_queues_instead_of_failing() {
     // 1000 req/s, 32 streams on one connection: streams opened before the server's SETTINGS
     // arrive can be refused (REFUSED_STREAM), which is safe to retry (see the deterministic
     // `h2_refused_streams_are_retried_once` below); after that the client queues streams.
-    for engine in H2_ENGINES {
-        eprintln!("HTTP/2 engine: {engine:?}");
-        let r = run_faulted(passing_target(faults.clone()), 300, 1000.0, |p| {
-            p.target.http = HttpVersion::H2;
-            p.connections = 1;
-            p.streams_per_connection = 32;
-            p.h2_engine = engine;
-        })
-        .await;
+    let runs = run_h2(passing_target(faults), 300, 1000.0, |p| {
+        p.connections = 1;
+        p.streams_per_connection = 32;
+    });
+    for (_, r) in runs.await {
         assert_eq!(
             (r.count("passed"), r.count("failed")),
             (300, 0),
@@ -583,14 +589,10 @@ async fn h2_stall_longer_than_the_timeout_is_failed_timeout_on_a_live_connection
         stall_for: Duration::from_secs(3),
         ..Faults::default()
     };
-    for engine in H2_ENGINES {
-        eprintln!("HTTP/2 engine: {engine:?}");
-        let r = run_faulted(passing_target(faults.clone()), 200, 400.0, |p| {
-            h2(p);
-            p.h2_engine = engine;
-            p.timeout = Duration::from_millis(800);
-        })
-        .await;
+    let runs = run_h2(passing_target(faults), 200, 400.0, |p| {
+        p.timeout = Duration::from_millis(800);
+    });
+    for (engine, r) in runs.await {
         assert_eq!((r.count("passed"), r.count("failed")), (190, 10));
         assert_eq!(r.errors(), errors(&[("timeout", 10)]));
         for x in r.records.iter().filter(|x| x.cls == "failed") {
