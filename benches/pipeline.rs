@@ -99,7 +99,7 @@ fn bench_record(c: &mut Criterion) {
                         body_len: 20,
                         ext_proc: None,
                     };
-                    recorder.record(&c).unwrap();
+                    recorder.record(&c);
                 }
             },
             BatchSize::LargeInput,

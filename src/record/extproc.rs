@@ -56,6 +56,32 @@ impl ExtProcRecorded {
         }
     }
 
+    /// Adds another engine thread's figures of the same run.
+    pub fn merge(&mut self, other: ExtProcRecorded) {
+        for (name, h) in other.histograms {
+            match self.histograms.get_mut(name) {
+                Some(into) => {
+                    let _ = into.add(&h);
+                }
+                None => {
+                    self.histograms.insert(name, h);
+                }
+            }
+        }
+        let add_all = |into: &mut BTreeMap<&'static str, u64>,
+                       from: BTreeMap<&'static str, u64>| {
+            for (k, n) in from {
+                *into.entry(k).or_insert(0) += n;
+            }
+        };
+        add_all(&mut self.round_trips, other.round_trips);
+        add_all(&mut self.decided_at, other.decided_at);
+        add_all(&mut self.verdicts, other.verdicts);
+        for (k, n) in other.blocked_at {
+            *self.blocked_at.entry(k).or_insert(0) += n;
+        }
+    }
+
     pub fn record(&mut self, d: &ExtProcDetail) {
         if let Some(us) = d.request_headers_us {
             self.put("request_headers", us);

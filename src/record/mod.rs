@@ -1,5 +1,6 @@
 //! Recording: per-class HDR histograms, per-second series and a streaming writer of
-//! per-request records. One recorder thread owns all of it; nothing per request stays in
+//! per-request records. Each engine thread records its own completions (no hand-over to
+//! another thread); the recorders are merged at the end. Nothing per request stays in
 //! memory. It never decides what a response means (that is the classifier's job).
 
 pub mod extproc;
@@ -110,6 +111,24 @@ impl Second {
                     .ok()
             })
             .unwrap_or_else(new_second_histogram)
+    }
+
+    /// Adds the same second as seen by another recorder; packed if either side was.
+    pub fn merge(&mut self, other: Second) {
+        self.sent += other.sent;
+        for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
+            *a += b;
+        }
+        self.ext_proc_errors += other.ext_proc_errors;
+        self.completed += other.completed;
+        let packed = self.packed.is_some() || other.packed.is_some();
+        let mut latency = self.histogram();
+        let _ = latency.add(other.histogram());
+        self.latency = Some(latency);
+        self.packed = None;
+        if packed {
+            self.pack();
+        }
     }
 
     /// Replaces the live histogram by its quantiles and a compressed copy.
@@ -248,6 +267,57 @@ impl Recorded {
         self.second((done / 1_000_000) as usize).completed += 1;
     }
 
+    /// Adds another part of the same run (another engine thread's figures).
+    pub fn merge(&mut self, other: Recorded) {
+        let add = |into: &mut Histogram<u64>, from: &Histogram<u64>| {
+            // Same bounds everywhere: adding cannot fail.
+            let _ = into.add(from);
+        };
+        add(&mut self.all, &other.all);
+        for (into, from) in self.by_class.iter_mut().zip(&other.by_class) {
+            add(into, from);
+        }
+        add(&mut self.lateness, &other.lateness);
+        add(&mut self.upstream, &other.upstream);
+        add(&mut self.gateway, &other.gateway);
+        self.late += other.late;
+        for (into, from) in self.per_source.iter_mut().zip(&other.per_source) {
+            for (a, b) in into.iter_mut().zip(from) {
+                *a += b;
+            }
+        }
+        for (status, n) in other.statuses {
+            *self.statuses.entry(status).or_insert(0) += n;
+        }
+        for (error, n) in other.errors {
+            *self.errors.entry(error).or_insert(0) += n;
+        }
+        self.ext_proc_errors += other.ext_proc_errors;
+        self.block_pages += other.block_pages;
+        self.body_bytes += other.body_bytes;
+        if self.series.len() < other.series.len() {
+            self.series.resize_with(other.series.len(), Second::new);
+        }
+        for (into, from) in self.series.iter_mut().zip(other.series) {
+            into.merge(from);
+        }
+        let earliest = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let latest = |a: Option<Duration>, b: Option<Duration>| a.max(b);
+        self.first_intended = earliest(self.first_intended, other.first_intended);
+        self.first_sent = earliest(self.first_sent, other.first_sent);
+        self.last_done = latest(self.last_done, other.last_done);
+        self.last_sent = latest(self.last_sent, other.last_sent);
+        self.records_written += other.records_written;
+        match (&mut self.ext_proc, other.ext_proc) {
+            (Some(into), Some(from)) => into.merge(*from),
+            (into @ None, from) => *into = from,
+            (Some(_), None) => {}
+        }
+    }
+
     fn second(&mut self, index: usize) -> &mut Second {
         if self.series.len() <= index {
             self.series.resize_with(index + 1, Second::new);
@@ -287,7 +357,9 @@ impl Percentiles {
     }
 }
 
-/// Consumes completions until every worker is done; writes records as it goes.
+/// Records completions and writes their records as they come. Each engine thread has its
+/// own (fed by that thread's workers, with no hand-over to another thread); they are merged
+/// into one at the end.
 pub struct Recorder {
     /// Seconds whose intended time is this far behind the newest answer are closed and
     /// packed (no answer for them can still arrive: it would be past its timeout).
@@ -296,9 +368,31 @@ pub struct Recorder {
     start: Instant,
     recorded: Recorded,
     writer: Option<RecordWriter>,
+    /// The first error writing records; counting goes on without the file.
+    write_error: Option<std::io::Error>,
     progress: Arc<Progress>,
+    /// Counts not yet added to `progress`: shared counters updated per request by every
+    /// engine thread would bounce their cache lines between the cores.
+    unpublished: ProgressCounts,
     last_publish: Instant,
+    last_p99: Instant,
 }
+
+/// Progress counts gathered by one recorder between publications.
+#[derive(Clone, Copy, Debug, Default)]
+struct ProgressCounts {
+    completed: u64,
+    blocked: u64,
+    passed: u64,
+    failed: u64,
+    ext_proc_errors: u64,
+}
+
+/// Counts reach the progress display after this many completions or this long.
+const PUBLISH_EVERY: u64 = 64;
+const PUBLISH_AFTER: Duration = Duration::from_millis(100);
+/// The live p99 is computed at most this often (it walks the histogram).
+const P99_EVERY: Duration = Duration::from_millis(200);
 
 impl Recorder {
     pub fn new(
@@ -313,8 +407,11 @@ impl Recorder {
             start,
             recorded: Recorded::new(sources),
             writer,
+            write_error: None,
             progress,
+            unpublished: ProgressCounts::default(),
             last_publish: Instant::now(),
+            last_p99: Instant::now(),
         }
     }
 
@@ -339,6 +436,24 @@ impl Recorder {
         }
     }
 
+    /// A recorder for another engine thread of the same run: same start, sources and
+    /// progress display, its own figures, its records into the same file.
+    pub fn another(&self) -> std::io::Result<Recorder> {
+        let writer = self
+            .writer
+            .as_ref()
+            .map(RecordWriter::another)
+            .transpose()?;
+        let mut sibling = Recorder::new(
+            self.start,
+            self.recorded.per_source.len(),
+            writer,
+            self.progress.clone(),
+        );
+        sibling.close_after = self.close_after;
+        Ok(sibling)
+    }
+
     /// Records a source that could never be sent (one record, class unsendable).
     pub fn record_unsendable(&mut self, source: u32, reason: &str) -> std::io::Result<()> {
         self.recorded.per_source[source as usize][Class::Unsendable.index()] += 1;
@@ -349,7 +464,9 @@ impl Recorder {
         Ok(())
     }
 
-    pub fn record(&mut self, c: &Completion) -> std::io::Result<()> {
+    /// Records one completion; a failure to write its record is kept for [`Recorder::finish`]
+    /// and the run goes on counting.
+    pub fn record(&mut self, c: &Completion) {
         let r = &mut self.recorded;
         let latency_us = micros(c.done.saturating_duration_since(c.intended)).max(1);
         let wait_us = micros(c.sent.saturating_duration_since(c.intended));
@@ -402,7 +519,7 @@ impl Recorder {
         r.second(done_off.as_secs() as usize).completed += 1;
 
         if let Some(w) = &mut self.writer {
-            w.write(&RecordLine {
+            let written = w.write(&RecordLine {
                 n: Some(c.slot),
                 src: c.source,
                 t: micros(intended_off),
@@ -415,62 +532,95 @@ impl Recorder {
                 xp: c.flags.ext_proc_error.then_some(true),
                 reason: None,
                 xp_detail: c.ext_proc.as_deref().map(extproc::ExtProcLine::of),
-            })?;
-            r.records_written += 1;
+            });
+            match written {
+                Ok(()) => r.records_written += 1,
+                Err(e) => {
+                    self.write_error.get_or_insert(e);
+                    self.writer = None;
+                }
+            }
         }
 
         self.close_old_seconds(done_off);
-        let p = &self.progress;
-        p.completed.fetch_add(1, Ordering::Relaxed);
+        let u = &mut self.unpublished;
+        u.completed += 1;
         match c.class {
-            Class::Blocked => p.blocked.fetch_add(1, Ordering::Relaxed),
-            Class::Passed => p.passed.fetch_add(1, Ordering::Relaxed),
-            Class::Failed => p.failed.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
-        };
-        if c.flags.ext_proc_error {
-            p.ext_proc_errors.fetch_add(1, Ordering::Relaxed);
+            Class::Blocked => u.blocked += 1,
+            Class::Passed => u.passed += 1,
+            Class::Failed => u.failed += 1,
+            _ => {}
         }
-        Ok(())
+        if c.flags.ext_proc_error {
+            u.ext_proc_errors += 1;
+        }
+        if u.completed >= PUBLISH_EVERY
+            || c.done.saturating_duration_since(self.last_publish) >= PUBLISH_AFTER
+        {
+            self.publish_progress(c.done);
+        }
     }
 
-    /// Publishes the p99 for the progress display at most every 200 ms; called once per
-    /// batch of completions, so the clock is read per batch, not per record.
-    fn publish_progress(&mut self) {
-        if self.last_publish.elapsed() > Duration::from_millis(200) {
-            self.last_publish = Instant::now();
-            self.progress
-                .p99_us
+    /// Adds the gathered counts to the progress display, and the p99 so far at most every
+    /// `P99_EVERY` (each recorder publishes its own: the same traffic, the same estimate).
+    fn publish_progress(&mut self, now: Instant) {
+        let u = std::mem::take(&mut self.unpublished);
+        let p = &self.progress;
+        for (counter, n) in [
+            (&*p.completed, u.completed),
+            (&p.blocked, u.blocked),
+            (&p.passed, u.passed),
+            (&p.failed, u.failed),
+            (&p.ext_proc_errors, u.ext_proc_errors),
+        ] {
+            if n != 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        self.last_publish = now;
+        if now.saturating_duration_since(self.last_p99) >= P99_EVERY {
+            self.last_p99 = now;
+            p.p99_us
                 .store(self.recorded.all.value_at_quantile(0.99), Ordering::Relaxed);
         }
     }
 
-    /// Drains the channel until all senders are gone, then flushes the records file.
-    pub fn run(
-        mut self,
-        completions: flume::Receiver<Vec<Completion>>,
-    ) -> std::io::Result<Recorded> {
-        let mut first_error = None;
-        for batch in completions.iter() {
-            for c in &batch {
-                if let Err(e) = self.record(c) {
-                    // Keep counting even if the disk fails; report the first error at the end.
-                    first_error.get_or_insert(e);
-                    self.writer = None;
-                }
+    /// Takes in another recorder of the same run (another engine thread's): its figures
+    /// join these, its records are written out and its first write error is kept.
+    pub fn absorb(&mut self, mut other: Recorder) {
+        other.publish_progress(Instant::now());
+        if let Some(w) = other.writer.take() {
+            if let Err(e) = w.close() {
+                other.write_error.get_or_insert(e);
             }
-            self.publish_progress();
         }
+        if let Some(e) = other.write_error {
+            self.write_error.get_or_insert(e);
+        }
+        self.recorded.merge(other.recorded);
+    }
+
+    /// Ends recording: the records file gets its final name, the last figures are published.
+    pub fn finish(mut self) -> std::io::Result<Recorded> {
+        self.publish_progress(Instant::now());
         if let Some(w) = self.writer.take() {
-            w.finish()?;
+            if let Err(e) = w.finish() {
+                self.write_error.get_or_insert(e);
+            }
         }
-        if let Some(e) = first_error {
+        if let Some(e) = self.write_error {
             return Err(e);
         }
         self.progress
             .p99_us
             .store(self.recorded.all.value_at_quantile(0.99), Ordering::Relaxed);
         Ok(self.recorded)
+    }
+}
+
+impl crate::schedule::CompletionSink for Recorder {
+    fn accept(&mut self, c: &Completion) {
+        self.record(c);
     }
 }
 
@@ -481,6 +631,92 @@ pub fn micros(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::Flags;
+
+    fn completion(start: Instant, i: u64) -> Completion {
+        let intended = start + Duration::from_micros(i * 700);
+        let class = [
+            Class::Blocked,
+            Class::Passed,
+            Class::Unresolved,
+            Class::Failed,
+        ][i as usize % 4];
+        Completion {
+            slot: i,
+            source: (i % 5) as u32,
+            intended,
+            sent: intended + Duration::from_micros(i % 13),
+            done: intended + Duration::from_micros(200 + (i * 37) % 5000),
+            class,
+            flags: Flags {
+                ext_proc_error: i % 11 == 0,
+                block_page: i % 17 == 0,
+            },
+            status: (class != Class::Failed).then_some([403, 200, 404][i as usize % 3]),
+            error: None,
+            upstream_us: (i % 2 == 0).then_some(150),
+            body_len: i % 100,
+            ext_proc: None,
+        }
+    }
+
+    /// Engine threads record their own shares and are merged at the end: the merged
+    /// figures equal those of one recorder that saw every completion — also for seconds
+    /// packed on one side only.
+    #[test]
+    fn recorders_merged_equal_one_recorder() {
+        let start = Instant::now();
+        let progress = Arc::new(Progress::default());
+        let mut one = Recorder::new(start, 5, None, progress.clone());
+        let mut parts = Recorder::new(start, 5, None, progress.clone()).close_seconds_after(
+            Duration::ZERO, // packs seconds 3 s behind the newest answer
+        );
+        let mut other = parts.another().unwrap();
+        other.close_after = None; // its seconds stay live: merged with packed ones
+        for i in 0..10_000 {
+            let c = completion(start, i);
+            one.record(&c);
+            if i % 3 == 0 {
+                parts.record(&c)
+            } else {
+                other.record(&c)
+            }
+        }
+        assert!(
+            parts.recorded.series[0].packed.is_some(),
+            "a packed second is merged"
+        );
+        parts.absorb(other);
+        let (a, b) = (one.finish().unwrap(), parts.finish().unwrap());
+        assert_eq!(Percentiles::of(&a.all), Percentiles::of(&b.all));
+        for k in 0..5 {
+            assert_eq!(
+                Percentiles::of(&a.by_class[k]),
+                Percentiles::of(&b.by_class[k])
+            );
+        }
+        assert_eq!(Percentiles::of(&a.lateness), Percentiles::of(&b.lateness));
+        assert_eq!(Percentiles::of(&a.gateway), Percentiles::of(&b.gateway));
+        assert_eq!(a.per_source, b.per_source);
+        assert_eq!(a.statuses, b.statuses);
+        assert_eq!(
+            (a.ext_proc_errors, a.block_pages, a.body_bytes, a.late),
+            (b.ext_proc_errors, b.block_pages, b.body_bytes, b.late)
+        );
+        assert_eq!(
+            (a.first_intended, a.last_done, a.first_sent, a.last_sent),
+            (b.first_intended, b.last_done, b.first_sent, b.last_sent)
+        );
+        assert_eq!(a.series.len(), b.series.len());
+        for (x, y) in a.series.iter().zip(&b.series) {
+            assert_eq!(
+                (x.sent, x.by_class, x.completed),
+                (y.sent, y.by_class, y.completed)
+            );
+            assert_eq!(x.stats(), y.stats());
+        }
+        assert_eq!(progress.completed.load(Ordering::Relaxed), 20_000);
+    }
 
     /// A packed second keeps its figures and its histogram: memory on long runs stays flat
     /// without losing per-second data.

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const RECORDS_FILE: &str = "requests.jsonl.zst";
@@ -110,13 +110,27 @@ impl RecordLine {
     }
 }
 
-const LINES_BUFFER: usize = 64 * 1024;
+/// Lines gathered before they are compressed: a zstd call per ~60-byte line cost more
+/// than the compression itself, and a frame this long compresses about as well as one
+/// continuous stream.
+const LINES_BUFFER: usize = 128 * 1024;
 
-pub struct RecordWriter {
-    encoder: zstd::Encoder<'static, BufWriter<File>>,
+/// The records file, shared by the writers of one run (one per engine thread): each
+/// compresses its own lines into complete zstd frames and appends them under a lock, so
+/// no thread waits for another's compression. A zstd reader decodes the concatenated
+/// frames as one stream; lines from different threads interleave only frame by frame.
+struct RecordFile {
+    file: std::sync::Mutex<File>,
     partial: PathBuf,
     final_path: PathBuf,
+}
+
+/// Writes records into a results folder's records file.
+pub struct RecordWriter {
+    file: std::sync::Arc<RecordFile>,
     line: Vec<u8>,
+    frame: Vec<u8>,
+    compressor: zstd::bulk::Compressor<'static>,
 }
 
 impl RecordWriter {
@@ -124,37 +138,68 @@ impl RecordWriter {
         let final_path = dir.join(RECORDS_FILE);
         let partial = dir.join(format!("{RECORDS_FILE}.partial"));
         let file = File::create(&partial)?;
-        // Level -3 ("--fast=3"): the records are highly repetitive, so even zstd's fast
-        // mode keeps them at ~12 bytes per request (level 1: ~7) at about twice the speed
-        // of level 1 — the recorder thread shares the cores with the engine threads.
-        let encoder = zstd::Encoder::new(BufWriter::with_capacity(1 << 16, file), -3)?;
-        Ok(RecordWriter {
-            encoder,
+        Self::on(std::sync::Arc::new(RecordFile {
+            file: std::sync::Mutex::new(file),
             partial,
             final_path,
+        }))
+    }
+
+    fn on(file: std::sync::Arc<RecordFile>) -> std::io::Result<Self> {
+        // Level -3 ("--fast=3"): the records are highly repetitive, so even zstd's fast
+        // mode keeps them at ~12 bytes per request (level 1: ~7) at about twice the speed
+        // of level 1 — the engine threads that record share the cores with the target.
+        Ok(RecordWriter {
+            file,
             line: Vec::with_capacity(LINES_BUFFER + 4096),
+            frame: Vec::new(),
+            compressor: zstd::bulk::Compressor::new(-3)?,
         })
     }
 
-    /// Lines are gathered into 64 KiB before they go to zstd: a streaming compress call
-    /// per ~60-byte line cost more than the compression itself.
+    /// Another writer into the same file (for another thread).
+    pub fn another(&self) -> std::io::Result<Self> {
+        Self::on(self.file.clone())
+    }
+
     pub fn write(&mut self, record: &RecordLine) -> std::io::Result<()> {
         record.encode(&mut self.line);
         if self.line.len() >= LINES_BUFFER {
-            self.encoder.write_all(&self.line)?;
-            self.line.clear();
+            self.flush_lines()?;
         }
         Ok(())
     }
 
-    /// Ends the zstd frame, syncs and moves the file to its final name.
+    /// Compresses the gathered lines into one frame and appends it to the file.
+    fn flush_lines(&mut self) -> std::io::Result<()> {
+        if self.line.is_empty() {
+            return Ok(());
+        }
+        self.frame.clear();
+        self.frame
+            .reserve(zstd::zstd_safe::compress_bound(self.line.len()));
+        self.compressor
+            .compress_to_buffer(&self.line, &mut self.frame)?;
+        self.line.clear();
+        let mut file = self.file.file.lock().unwrap_or_else(|p| p.into_inner());
+        file.write_all(&self.frame)
+    }
+
+    /// Writes what this writer still holds; the file stays open for the other writers.
+    pub fn close(mut self) -> std::io::Result<()> {
+        self.flush_lines()
+    }
+
+    /// Writes what is left, syncs and moves the file to its final name. Call it on the
+    /// last writer, after every other writer of the file is closed.
     pub fn finish(mut self) -> std::io::Result<()> {
-        self.encoder.write_all(&self.line)?;
-        let mut inner = self.encoder.finish()?;
-        inner.flush()?;
-        let file = inner.into_inner().map_err(|e| e.into_error())?;
+        self.flush_lines()?;
+        let shared = std::sync::Arc::try_unwrap(self.file).map_err(|_| {
+            std::io::Error::other("records file finished while another writer was open")
+        })?;
+        let file = shared.file.into_inner().unwrap_or_else(|p| p.into_inner());
         file.sync_all()?;
-        std::fs::rename(&self.partial, &self.final_path)
+        std::fs::rename(&shared.partial, &shared.final_path)
     }
 }
 
@@ -177,6 +222,57 @@ pub fn read_records(dir: &Path) -> std::io::Result<Vec<serde_json::Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Engine threads each write their own frames into one file: every record comes back,
+    /// each exactly once, and the file gets its final name only from the last writer.
+    #[test]
+    fn writers_of_one_file_lose_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = RecordWriter::create(dir.path()).unwrap();
+        let mut second = first.another().unwrap();
+        let line = |n: u64| RecordLine {
+            n: Some(n),
+            src: (n % 7) as u32,
+            t: n * 10,
+            wait: 1,
+            lat: 100 + n % 50,
+            st: Some(200),
+            cls: "passed",
+            err: None,
+            up: None,
+            xp: None,
+            reason: None,
+            xp_detail: None,
+        };
+        // Enough lines for several frames per writer, interleaved.
+        for n in 0..40_000u64 {
+            let w = if n % 3 == 0 { &mut first } else { &mut second };
+            w.write(&line(n)).unwrap();
+        }
+        let third = first.another().unwrap();
+        assert!(!dir.path().join(RECORDS_FILE).exists());
+        second.close().unwrap();
+        third.close().unwrap();
+        first.finish().unwrap();
+        let mut seen: Vec<u64> = read_records(dir.path())
+            .unwrap()
+            .iter()
+            .map(|r| r["n"].as_u64().unwrap())
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..40_000).collect::<Vec<_>>());
+        assert!(!dir.path().join(format!("{RECORDS_FILE}.partial")).exists());
+    }
+
+    #[test]
+    fn finishing_while_another_writer_is_open_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RecordWriter::create(dir.path()).unwrap();
+        let open = first.another().unwrap();
+        assert!(first.finish().is_err());
+        drop(open);
+        assert!(!dir.path().join(RECORDS_FILE).exists());
+    }
 
     #[test]
     fn hand_written_encoding_equals_serde() {

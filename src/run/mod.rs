@@ -286,12 +286,6 @@ pub async fn execute<T: Transport>(
             .record_unsendable(source, &reason)
             .map_err(|e| Error::io(&dir, e))?;
     }
-    let (tx, rx) = flume::bounded(1 << 16);
-    let recorder_thread = std::thread::Builder::new()
-        .name("wafload-recorder".into())
-        .spawn(move || recorder.run(rx))
-        .map_err(|e| Error::Other(format!("cannot start recorder thread: {e}")))?;
-
     let bar = options.progress.then(|| {
         let mine = slots.map(|n| shard.share_of(n));
         crate::cli::progress::ProgressDisplay::start(progress.clone(), mine, start)
@@ -314,25 +308,41 @@ pub async fn execute<T: Transport>(
                 .unwrap_or(1)
         }),
     };
-    let stats = run_workers(
+    // One recorder per engine thread, merged into the first one at the end.
+    let engines = config.engine_threads();
+    let engine_recorders = (0..engines)
+        .map(|_| recorder.another())
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| Error::io(&dir, e))?;
+    let (stats, engine_recorders) = run_workers(
         transport.clone(),
         plan.clone(),
         classifier.clone(),
         config,
         cancel.clone(),
-        tx,
+        engine_recorders,
         progress.clone(),
     )
     .await;
+    if engine_recorders.len() != engines {
+        return Err(Error::Other(format!(
+            "{} of {engines} engine threads failed; their records are lost",
+            engines - engine_recorders.len()
+        )));
+    }
+    let mut recorded = tokio::task::spawn_blocking(move || {
+        for r in engine_recorders {
+            recorder.absorb(r);
+        }
+        recorder.finish()
+    })
+    .await
+    .map_err(|e| Error::Other(format!("recorder task: {e}")))?
+    .map_err(|e| Error::io(&dir, e))?;
     progress.done.store(true, Ordering::Relaxed);
     if let Some(bar) = bar {
         bar.finish().await;
     }
-    let mut recorded = tokio::task::spawn_blocking(move || recorder_thread.join())
-        .await
-        .map_err(|e| Error::Other(format!("recorder task: {e}")))?
-        .map_err(|_| Error::Other("recorder thread panicked".into()))?
-        .map_err(|e| Error::io(&dir, e))?;
     let monitor = match (&profile.monitor, monitor_cursor) {
         (Some(spec), Some(cursor)) => {
             let (spec, prefix, run_dir) = (spec.clone(), request_id_prefix.clone(), dir.clone());

@@ -1,7 +1,8 @@
 //! The run driver: a pacer thread that releases each slot at its intended time (open
-//! loop) or a shared counter (closed loop), and worker tasks that send, classify and pass
-//! completions on to the recorder. Latency starts at the intended time, so time spent
-//! queued behind busy connections counts (no coordinated omission).
+//! loop) or a shared counter (closed loop), and worker tasks that send, classify and hand
+//! each completion to their engine thread's sink (the recorder). Latency starts at the
+//! intended time, so time spent queued behind busy connections counts (no coordinated
+//! omission).
 
 use super::RateSchedule;
 use crate::classify::{Class, Classifier, Flags};
@@ -23,6 +24,13 @@ pub struct Job {
     pub intended: Instant,
 }
 
+/// Where an engine thread's completions go: each engine thread has its own sink, fed
+/// by that thread's workers as their answers come in, so recording needs neither a
+/// hand-over to another thread nor a third busy thread on the cores the target shares.
+pub trait CompletionSink: Send + 'static {
+    fn accept(&mut self, c: &Completion);
+}
+
 /// What the recorder gets for each sent request.
 #[derive(Clone, Debug)]
 pub struct Completion {
@@ -42,8 +50,8 @@ pub struct Completion {
 }
 
 /// Live counters for the progress display; updated by workers and the recorder. Each
-/// counter has a cache line of its own: the engine threads and the recorder thread update
-/// them on every request, and counters sharing a line made it bounce between cores.
+/// counter has a cache line of its own: the engine threads update them (the recorders in
+/// batches), and counters sharing a line made it bounce between cores.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub dispatched: Padded<AtomicU64>,
@@ -95,6 +103,14 @@ pub struct DriverConfig {
     pub threads: usize,
 }
 
+impl DriverConfig {
+    /// How many engine threads the run uses (never more than its workers): the number of
+    /// sinks `run_workers` wants.
+    pub fn engine_threads(&self) -> usize {
+        self.threads.clamp(1, self.workers.max(1))
+    }
+}
+
 /// How early the pacer hands a job to the workers; the worker waits out the rest itself.
 pub const DISPATCH_LEAD: Duration = Duration::from_micros(200);
 /// Below this interval between requests (> 2 000 req/s per process) the lead shrinks to a
@@ -128,10 +144,6 @@ async fn wait_until(t: Instant) -> Instant {
         tokio::task::yield_now().await;
     }
 }
-
-/// Completions travel to the recorder in batches of up to this many, so a busy worker
-/// wakes the recorder thread once per batch, not once per request.
-pub const COMPLETION_BATCH: usize = 64;
 
 /// Shard `index` of `count`: it sends global slots index, index + count, index + 2·count…
 /// at their global intended times, so N shards together send exactly the single-process
@@ -196,16 +208,17 @@ pub struct DriverStats {
     pub stopped_dead_target: bool,
 }
 
-/// Runs the whole send phase; returns when every worker has finished.
-pub async fn run_workers<T: Transport>(
+/// Runs the whole send phase with one engine thread per sink; returns when every worker
+/// has finished, with the sinks.
+pub async fn run_workers<T: Transport, K: CompletionSink>(
     transport: Arc<T>,
     plan: Arc<Plan>,
     classifier: Arc<Classifier>,
     config: DriverConfig,
     cancel: CancellationToken,
-    completions: flume::Sender<Vec<Completion>>,
+    sinks: Vec<K>,
     progress: Arc<Progress>,
-) -> DriverStats {
+) -> (DriverStats, Vec<K>) {
     let start = config.start;
     let dead_target = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -236,22 +249,25 @@ pub async fn run_workers<T: Transport>(
 
     // Workers are dealt round-robin to engine threads; each thread runs a current-thread
     // runtime, so a worker, its connection task and its timers share one thread.
-    let threads = config.threads.clamp(1, config.workers.max(1));
+    let threads = sinks.len();
+    assert!(threads >= 1, "run_workers needs a sink per engine thread");
     let mut groups: Vec<Vec<WorkerFuture>> = (0..threads).map(|_| Vec::new()).collect();
-    let batches: Vec<Arc<Batch>> = (0..threads).map(|_| Arc::default()).collect();
+    let sinks: Vec<Arc<std::sync::Mutex<K>>> = sinks
+        .into_iter()
+        .map(|k| Arc::new(std::sync::Mutex::new(k)))
+        .collect();
     for w in 0..config.workers {
         let session = transport.session(w);
         let ctx = WorkerContext {
             plan: plan.clone(),
             classifier: classifier.clone(),
             cancel: cancel.clone(),
-            completions: completions.clone(),
             progress: progress.clone(),
             run_tag: config.run_tag.clone(),
             dead_target_after: config.dead_target_after,
             dead_target: dead_target.clone(),
             stop: stop.clone(),
-            batch: batches[w % threads].clone(),
+            sink: sinks[w % threads].clone(),
         };
         let fut: WorkerFuture = if config.schedule.is_some() {
             Box::pin(open_loop_worker(session, ctx, job_rx.clone()))
@@ -268,7 +284,6 @@ pub async fn run_workers<T: Transport>(
         groups[w % threads].push(fut);
     }
     drop(job_rx);
-    drop(completions);
     // Connections shared between engine threads (the HTTP/2 pool) run as tasks on the
     // runtime of the thread that opened them; a runtime that ended early would take them
     // down under requests still in flight on other threads. So every engine thread keeps its
@@ -283,43 +298,52 @@ pub async fn run_workers<T: Transport>(
     };
     let engines: Vec<_> = groups
         .into_iter()
+        .zip(sinks)
         .enumerate()
-        .map(|(t, group)| {
+        .map(|(t, (group, sink))| {
             let left = engines_left.clone();
             let done_tx = all_done_tx.clone();
             let mut done_rx = all_done_rx.clone();
             std::thread::Builder::new()
                 .name(format!("wafload-engine-{t}"))
-                .spawn(move || -> u64 {
-                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                .spawn(move || -> (u64, Option<K>) {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
-                        .build()
-                    {
-                        Ok(r) => r,
-                        Err(_) => {
+                        .build();
+                    let sent = match runtime {
+                        Ok(runtime) => runtime.block_on(async move {
+                            let handles: Vec<_> = group.into_iter().map(tokio::spawn).collect();
+                            let mut sent = 0;
+                            for h in handles {
+                                sent += h.await.unwrap_or(0);
+                            }
                             engine_done(&left, &done_tx);
-                            return 0;
+                            let _ = done_rx.wait_for(|done| *done).await;
+                            sent
+                        }),
+                        Err(_) => {
+                            drop(group);
+                            engine_done(&left, &done_tx);
+                            0
                         }
                     };
-                    runtime.block_on(async move {
-                        let handles: Vec<_> = group.into_iter().map(tokio::spawn).collect();
-                        let mut sent = 0;
-                        for h in handles {
-                            sent += h.await.unwrap_or(0);
-                        }
-                        engine_done(&left, &done_tx);
-                        let _ = done_rx.wait_for(|done| *done).await;
-                        sent
-                    })
+                    // Every worker (each holding a clone) has finished: the sink is ours.
+                    let sink = Arc::try_unwrap(sink)
+                        .ok()
+                        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
+                    (sent, sink)
                 })
                 .expect("spawn engine thread")
         })
         .collect();
     let mut sent = 0;
+    let mut sinks = Vec::with_capacity(threads);
     for e in engines {
-        sent += tokio::task::spawn_blocking(move || e.join().unwrap_or(0))
+        let (n, sink) = tokio::task::spawn_blocking(move || e.join().unwrap_or((0, None)))
             .await
-            .unwrap_or(0);
+            .unwrap_or((0, None));
+        sent += n;
+        sinks.extend(sink);
     }
     watcher.abort();
     if let Some(p) = pacer {
@@ -330,11 +354,12 @@ pub async fn run_workers<T: Transport>(
     } else {
         sent
     };
-    DriverStats {
+    let stats = DriverStats {
         sent,
         not_sent: dispatched.saturating_sub(sent),
         stopped_dead_target: dead_target.load(Ordering::Relaxed),
-    }
+    };
+    (stats, sinks)
 }
 
 /// The pacer: releases slot i at start + offset(i). A dedicated thread, because tokio's
@@ -400,7 +425,7 @@ fn pace(
 
 type WorkerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
 
-impl WorkerContext {
+impl<K: CompletionSink> WorkerContext<K> {
     /// Cheap check (one atomic load) whether the run is stopping; set once by a watcher
     /// task when the cancellation token fires.
     fn stopping(&self) -> bool {
@@ -408,40 +433,26 @@ impl WorkerContext {
     }
 }
 
-struct WorkerContext {
+struct WorkerContext<K> {
     plan: Arc<Plan>,
     classifier: Arc<Classifier>,
     cancel: CancellationToken,
-    completions: flume::Sender<Vec<Completion>>,
     progress: Arc<Progress>,
     run_tag: String,
     dead_target_after: u64,
     dead_target: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-    /// The completions batch of this worker's engine thread.
-    batch: Arc<Batch>,
+    /// The sink of this worker's engine thread, shared with the thread's other workers.
+    /// Never locked across an await; uncontended (one thread).
+    sink: Arc<std::sync::Mutex<K>>,
 }
 
-/// Completions on their way to the recorder, one batch per engine thread, shared by the
-/// thread's workers. A batch per worker (hundreds of them, each 64 completions) spread
-/// the stores over megabytes, and nearly every push missed the cache. Never held across
-/// an await; the lock is uncontended (one thread).
-#[derive(Default)]
-struct Batch(std::sync::Mutex<Vec<Completion>>);
-
-impl Batch {
-    /// Adds `c`; returns the batch to send when it is full, or when `flush_now`.
-    fn push(&self, c: Completion, flush_now: bool) -> Option<Vec<Completion>> {
-        let mut batch = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if batch.capacity() == 0 {
-            batch.reserve(COMPLETION_BATCH);
-        }
-        batch.push(c);
-        (batch.len() >= COMPLETION_BATCH || flush_now).then(|| std::mem::take(&mut *batch))
-    }
-
-    fn take(&self) -> Vec<Completion> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+impl<K: CompletionSink> WorkerContext<K> {
+    fn deliver(&self, c: &Completion) {
+        self.sink
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .accept(c);
     }
 }
 
@@ -469,8 +480,8 @@ impl WorkerState {
 /// `run` comes pinned by reference: taken by value, it would be stored twice in the
 /// worker's future (as the argument and inside `select!`), doubling the memory a resumed
 /// worker touches.
-async fn abortable<F: std::future::Future<Output = ()>>(
-    ctx: &WorkerContext,
+async fn abortable<K, F: std::future::Future<Output = ()>>(
+    ctx: &WorkerContext<K>,
     run: std::pin::Pin<&mut F>,
 ) -> bool {
     tokio::select! {
@@ -480,26 +491,22 @@ async fn abortable<F: std::future::Future<Output = ()>>(
 }
 
 /// After the loop: a request still in flight when the run was aborted is recorded as
-/// aborted (every slot sent gets one record); then the last batch goes to the recorder.
-async fn finish(ctx: &WorkerContext, state: &mut WorkerState, aborted: bool) {
+/// aborted (every slot sent gets one record).
+fn finish<K: CompletionSink>(ctx: &WorkerContext<K>, state: &mut WorkerState, aborted: bool) {
     if aborted {
         if let Some((job, sent)) = state.in_flight.take() {
             let outcome = Outcome::failed(
                 ErrorKind::Aborted,
                 "run interrupted while the request was in flight",
             );
-            let c = complete(ctx, job, sent, &outcome);
-            if let Some(full) = ctx.batch.push(c, false) {
-                send_batch(ctx, full).await;
-            }
+            ctx.deliver(&complete(ctx, job, sent, &outcome));
         }
     }
-    send_batch(ctx, ctx.batch.take()).await;
 }
 
-async fn open_loop_worker<S: Session>(
+async fn open_loop_worker<S: Session, K: CompletionSink>(
     mut session: S,
-    ctx: WorkerContext,
+    ctx: WorkerContext<K>,
     jobs: flume::Receiver<Job>,
 ) -> u64 {
     let mut state = WorkerState::new();
@@ -507,13 +514,13 @@ async fn open_loop_worker<S: Session>(
         let run = std::pin::pin!(open_loop(&mut session, &ctx, &jobs, &mut state));
         abortable(&ctx, run).await
     };
-    finish(&ctx, &mut state, aborted).await;
+    finish(&ctx, &mut state, aborted);
     state.sent
 }
 
-async fn open_loop<S: Session>(
+async fn open_loop<S: Session, K: CompletionSink>(
     session: &mut S,
-    ctx: &WorkerContext,
+    ctx: &WorkerContext<K>,
     jobs: &flume::Receiver<Job>,
     state: &mut WorkerState,
 ) {
@@ -530,26 +537,13 @@ async fn open_loop<S: Session>(
         let now = wait_until(job.intended).await;
         state.sent += 1;
         let c = send_one(session, ctx, job, now, &mut state.in_flight).await;
-        // Flush when the batch is full or nothing else is due right now (low rates stay live).
-        if let Some(full) = ctx.batch.push(c, jobs.is_empty()) {
-            if !send_batch(ctx, full).await {
-                break;
-            }
-        }
+        ctx.deliver(&c);
     }
 }
 
-/// Hands a batch of completions to the recorder; false when the recorder is gone.
-async fn send_batch(ctx: &WorkerContext, batch: Vec<Completion>) -> bool {
-    if batch.is_empty() {
-        return true;
-    }
-    ctx.completions.send_async(batch).await.is_ok()
-}
-
-async fn closed_loop_worker<S: Session>(
+async fn closed_loop_worker<S: Session, K: CompletionSink>(
     mut session: S,
-    ctx: WorkerContext,
+    ctx: WorkerContext<K>,
     counter: Arc<AtomicU64>,
     shard: Shard,
     slots: Option<u64>,
@@ -568,13 +562,13 @@ async fn closed_loop_worker<S: Session>(
         ));
         abortable(&ctx, run).await
     };
-    finish(&ctx, &mut state, aborted).await;
+    finish(&ctx, &mut state, aborted);
     state.sent
 }
 
-async fn closed_loop<S: Session>(
+async fn closed_loop<S: Session, K: CompletionSink>(
     session: &mut S,
-    ctx: &WorkerContext,
+    ctx: &WorkerContext<K>,
     counter: &AtomicU64,
     shard: Shard,
     slots: Option<u64>,
@@ -597,18 +591,14 @@ async fn closed_loop<S: Session>(
         };
         state.sent += 1;
         let c = send_one(session, ctx, job, now, &mut state.in_flight).await;
-        if let Some(full) = ctx.batch.push(c, false) {
-            if !send_batch(ctx, full).await {
-                break;
-            }
-        }
+        ctx.deliver(&c);
     }
 }
 
 /// Sends one slot at `sent` and returns its completion (classified).
-async fn send_one<S: Session>(
+async fn send_one<S: Session, K: CompletionSink>(
     session: &mut S,
-    ctx: &WorkerContext,
+    ctx: &WorkerContext<K>,
     job: Job,
     sent: Instant,
     in_flight: &mut Option<(Job, Instant)>,
@@ -623,7 +613,7 @@ async fn send_one<S: Session>(
 }
 
 /// Classifies an outcome into the completion the recorder gets.
-fn complete(ctx: &WorkerContext, job: Job, sent: Instant, outcome: &Outcome) -> Completion {
+fn complete<K>(ctx: &WorkerContext<K>, job: Job, sent: Instant, outcome: &Outcome) -> Completion {
     let request = ctx.plan.request_for_slot(job.slot);
     let done = Instant::now();
     let (class, flags) = ctx.classifier.classify(outcome);

@@ -4,7 +4,7 @@
 
 mod driver;
 
-pub use driver::{run_workers, Completion, DriverConfig, Job, Progress, Shard};
+pub use driver::{run_workers, Completion, CompletionSink, DriverConfig, Job, Progress, Shard};
 
 use crate::profile::Profile;
 use std::sync::Arc;
