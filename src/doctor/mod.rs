@@ -301,6 +301,7 @@ fn probe_requests(profile: &Profile) -> Result<Vec<(PreparedRequest, String)>, E
                 headers,
                 body: Bytes::new(),
                 source: 0,
+                h1_head: Default::default(),
             };
             Ok((request, label))
         })

@@ -62,6 +62,9 @@ pub struct PreparedRequest {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub source: u32,
+    /// The HTTP/1.1 head without the request id, built on first send by the lean client
+    /// and copied after that (a corpus request's head is sent thousands of times).
+    pub h1_head: std::sync::OnceLock<Vec<u8>>,
 }
 
 /// How slots map onto requests.
@@ -212,6 +215,7 @@ impl Plan {
                     sources.push(source);
                     requests.push(PreparedRequest {
                         source: index,
+                        h1_head: Default::default(),
                         ..request
                     });
                 }
@@ -242,6 +246,7 @@ impl Plan {
                     sources.push(source);
                     requests.push(PreparedRequest {
                         source: index,
+                        h1_head: Default::default(),
                         ..request
                     });
                     Some(requests.len() as u32 - 1)
@@ -720,6 +725,7 @@ fn prepare(item: &CorpusRequest, common: &HeaderMap, secrets: &SecretHeaders) ->
         headers,
         body: Bytes::from(spec.body.clone()),
         source: 0,
+        h1_head: Default::default(),
     };
     Prepared::Ok(request, source(None))
 }

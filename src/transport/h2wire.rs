@@ -1048,6 +1048,7 @@ mod tests {
             headers,
             body: bytes::Bytes::from_static(body),
             source: 0,
+            h1_head: Default::default(),
         }
     }
 

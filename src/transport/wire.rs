@@ -449,6 +449,21 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
 /// request id, Content-Length, and the body when it is small.
 pub fn serialize(out: &mut Vec<u8>, req: &PreparedRequest, id_header: &HeaderName, id: &[u8]) {
     out.clear();
+    out.extend_from_slice(req.h1_head.get_or_init(|| request_head(req)));
+    out.extend_from_slice(id_header.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(id);
+    out.extend_from_slice(b"\r\n\r\n");
+    if req.body.len() <= INLINE_BODY {
+        out.extend_from_slice(&req.body);
+    }
+}
+
+/// The request line and headers (with content-length where one is due), without the
+/// request id and the blank line: the same bytes every time the request is sent, so they
+/// are built once per planned request and copied after that.
+fn request_head(req: &PreparedRequest) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
     out.extend_from_slice(req.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(req.path.as_str().as_bytes());
@@ -463,17 +478,10 @@ pub fn serialize(out: &mut Vec<u8>, req: &PreparedRequest, id_header: &HeaderNam
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(id_header.as_str().as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(id);
-    out.extend_from_slice(b"\r\n");
     if !has_length && super::sends_content_length(req) {
         let _ = write!(out, "content-length: {}\r\n", req.body.len());
     }
-    out.extend_from_slice(b"\r\n");
-    if req.body.len() <= INLINE_BODY {
-        out.extend_from_slice(&req.body);
-    }
+    out
 }
 
 /// Methods a client may resend when the first attempt provably never reached the server.
@@ -537,6 +545,7 @@ mod tests {
             headers: http::HeaderMap::new(),
             body: bytes::Bytes::new(),
             source: 0,
+            h1_head: Default::default(),
         };
         conn.exchange(
             &req,
@@ -618,6 +627,7 @@ mod tests {
             headers,
             body: bytes::Bytes::from_static(b"a=b"),
             source: 0,
+            h1_head: Default::default(),
         };
         let mut out = Vec::new();
         serialize(
@@ -627,8 +637,19 @@ mod tests {
             b"wl1-7",
         );
         assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "POST /p?x=1' HTTP/1.1\r\nhost: a.example\r\ncontent-length: 3\r\nx-request-id: wl1-7\r\n\r\na=b"
+        );
+        // The head is built once; the next send copies it and carries its own id.
+        serialize(
+            &mut out,
+            &req,
+            &HeaderName::from_static("x-request-id"),
+            b"wl1-12345",
+        );
+        assert_eq!(
             String::from_utf8(out).unwrap(),
-            "POST /p?x=1' HTTP/1.1\r\nhost: a.example\r\nx-request-id: wl1-7\r\ncontent-length: 3\r\n\r\na=b"
+            "POST /p?x=1' HTTP/1.1\r\nhost: a.example\r\ncontent-length: 3\r\nx-request-id: wl1-12345\r\n\r\na=b"
         );
     }
 }
