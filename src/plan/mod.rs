@@ -215,8 +215,7 @@ impl Plan {
                     sources.push(source);
                     requests.push(PreparedRequest {
                         source: index,
-                        h1_head: Default::default(),
-                        ..request
+                        ..*request
                     });
                 }
                 Prepared::Unsendable(source) => {
@@ -246,8 +245,7 @@ impl Plan {
                     sources.push(source);
                     requests.push(PreparedRequest {
                         source: index,
-                        h1_head: Default::default(),
-                        ..request
+                        ..*request
                     });
                     Some(requests.len() as u32 - 1)
                 }
@@ -655,7 +653,7 @@ fn replay_offsets(times: &[u64], share_ppm: u64) -> Vec<u64> {
 }
 
 enum Prepared {
-    Ok(PreparedRequest, Source),
+    Ok(Box<PreparedRequest>, Source),
     Unsendable(Source),
     Unsupported(String),
 }
@@ -727,7 +725,7 @@ fn prepare(item: &CorpusRequest, common: &HeaderMap, secrets: &SecretHeaders) ->
         source: 0,
         h1_head: Default::default(),
     };
-    Prepared::Ok(request, source(None))
+    Prepared::Ok(Box::new(request), source(None))
 }
 
 fn source_of(

@@ -156,6 +156,9 @@ struct State {
     dead: Option<TransportError>,
     conn_recv_unacked: u32,
     decoder: hpack::Decoder,
+    encoder: hpack::Encoder,
+    /// The server's SETTINGS_HEADER_TABLE_SIZE: the most our request encoder may use.
+    peer_header_table_size: usize,
     /// A header block continued in CONTINUATION frames: stream, END_STREAM, bytes so far.
     continuation: Option<(u32, bool, Vec<u8>)>,
 }
@@ -241,6 +244,8 @@ impl H2WireConn {
                 dead: None,
                 conn_recv_unacked: 0,
                 decoder: hpack::Decoder::default(),
+                encoder: hpack::Encoder::default(),
+                peer_header_table_size: 4096,
                 continuation: None,
             }),
             closed: AtomicBool::new(false),
@@ -319,8 +324,9 @@ impl H2WireConn {
         st.next_id += 2;
         let end_stream = planned.body.is_empty();
         let max_frame = st.max_send_frame;
+        let st = &mut *st;
         write_headers(&mut st.out, id, end_stream, max_frame, |block| {
-            encode_request(block, planned, head, request_id)
+            encode_request(block, &mut st.encoder, planned, head, request_id)
         });
         let stream = Stream {
             body: planned.body.clone(),
@@ -600,6 +606,7 @@ impl State {
                     let value =
                         u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]);
                     match key {
+                        0x1 => self.peer_header_table_size = value as usize,
                         0x3 => {
                             let more = value as usize > self.max_concurrent;
                             self.max_concurrent = value as usize;
@@ -627,6 +634,9 @@ impl State {
                     }
                 }
                 write_frame_head(&mut self.out, 0, frame::SETTINGS, frame::ACK, 0);
+                // Header blocks written from here on follow the ACK: the server's decoder
+                // has the table size it announced.
+                self.encoder.set_limit(self.peer_header_table_size);
                 self.pump_bodies();
             }
             frame::PING => {
@@ -790,14 +800,17 @@ fn write_headers(
 
 /// The request's header block: pseudo-headers, the planned headers without the
 /// connection-specific ones (RFC 9113 §8.2.2) and `host` (carried as `:authority`), a
-/// `content-length` like HTTP/1.1 would send, and the request id, never indexed.
+/// `content-length` like HTTP/1.1 would send, and the request id, never indexed. Fields
+/// every request repeats come from the connection's dynamic table (`encoder`).
 fn encode_request(
     block: &mut Vec<u8>,
+    encoder: &mut hpack::Encoder,
     planned: &PreparedRequest,
     head: &RequestHead<'_>,
     request_id: &[u8],
 ) {
     use http::header;
+    encoder.begin_block(block);
     match planned.method {
         http::Method::GET => block.push(0x82),
         http::Method::POST => block.push(0x83),
@@ -808,7 +821,7 @@ fn encode_request(
         "/" => block.push(0x84),
         path => hpack::encode_indexed_name(block, 4, path.as_bytes()),
     }
-    hpack::encode_indexed_name(block, 1, head.authority);
+    encoder.field(block, b":authority", head.authority);
     let headers = &planned.headers;
     let listed_in_connection = headers
         .get(header::CONNECTION)
@@ -819,23 +832,18 @@ fn encode_request(
         {
             continue;
         }
-        match hpack::static_name_index(name.as_str().as_bytes()) {
-            Some(index) if !value.is_sensitive() => {
-                hpack::encode_indexed_name(block, index, value.as_bytes())
-            }
-            _ => hpack::encode_literal(
-                block,
-                name.as_str().as_bytes(),
-                value.as_bytes(),
-                value.is_sensitive(),
-            ),
+        let name = name.as_str().as_bytes();
+        if value.is_sensitive() {
+            hpack::encode_literal(block, name, value.as_bytes(), true);
+        } else {
+            encoder.field(block, name, value.as_bytes());
         }
     }
     if !headers.contains_key(header::CONTENT_LENGTH) && super::sends_content_length(planned) {
         let mut digits = itoa::Buffer::new();
         hpack::encode_indexed_name(block, 28, digits.format(planned.body.len()).as_bytes());
     }
-    hpack::encode_literal(block, head.request_id_name, request_id, true);
+    encoder.request_id(block, head.request_id_name, request_id);
 }
 
 /// The connection task: writes what sessions queued, reads and dispatches frames.
@@ -1072,30 +1080,59 @@ mod tests {
             authority: b"waf.test:8443",
             request_id_name: b"x-request-id",
         };
+        let want = |id: &str| -> Vec<(String, String)> {
+            [
+                (":method", "PUT"),
+                (":scheme", "https"),
+                (":path", "/a?b=1"),
+                (":authority", "waf.test:8443"),
+                ("user-agent", "wafload"),
+                ("x-attack", "' or 1=1 --"),
+                ("content-length", "3"),
+                ("x-request-id", id),
+            ]
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+        };
+        let request = planned(http::Method::PUT, "/a?b=1", b"abc");
+        // Before the server's SETTINGS: no dynamic table.
         let mut block = Vec::new();
         encode_request(
             &mut block,
-            &planned(http::Method::PUT, "/a?b=1", b"abc"),
+            &mut hpack::Encoder::default(),
+            &request,
             &head,
             b"r1",
         );
-        let fields = decoded(&block);
-        let want = [
-            (":method", "PUT"),
-            (":scheme", "https"),
-            (":path", "/a?b=1"),
-            (":authority", "waf.test:8443"),
-            ("user-agent", "wafload"),
-            ("x-attack", "' or 1=1 --"),
-            ("content-length", "3"),
-            ("x-request-id", "r1"),
-        ];
-        let want: Vec<(String, String)> = want
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        assert_eq!(fields, want);
+        assert_eq!(decoded(&block), want("r1"));
         assert_eq!(block.last_chunk::<2>(), Some(b"r1"));
+
+        // With it: the server's decoder, fed the blocks in order, sees the same fields, and
+        // from the second request on the repeated ones are one-byte indexes.
+        let mut encoder = hpack::Encoder::default();
+        encoder.set_limit(4096);
+        let mut server = hpack::Decoder::default();
+        let mut sizes = Vec::new();
+        for n in 0..3 {
+            let id = format!("r{n}");
+            let mut block = Vec::new();
+            encode_request(&mut block, &mut encoder, &request, &head, id.as_bytes());
+            let mut fields = Vec::new();
+            server
+                .decode(&block, |n, v| {
+                    fields.push((
+                        String::from_utf8_lossy(n).into_owned(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    ))
+                })
+                .unwrap();
+            assert_eq!(fields, want(&id));
+            sizes.push(block.len());
+        }
+        // :authority (13 bytes), user-agent (7) and the id's name (12) are no longer spelled.
+        assert!(sizes[1] + 30 < sizes[0], "{sizes:?}");
+        assert_eq!(sizes[1], sizes[2]);
     }
 
     #[test]

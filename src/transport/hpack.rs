@@ -7,8 +7,9 @@
 //! response (nginx does). Here the Huffman code is decoded with its canonical form (RFC
 //! 7541's code is canonical: the code lengths alone define it), and the decoder hands
 //! each field to a callback without allocating, except for entries it must keep in its
-//! dynamic table. Requests are encoded without the dynamic table (literals, static-table
-//! names), so the encoder keeps no state and a request's block can be written in one pass.
+//! dynamic table. Requests are encoded in one pass; only the few fields a connection's
+//! requests repeat (`:authority`, user-agent, accept…, and the request id's name) go
+//! into the dynamic table ([`Encoder`]), so the server decodes them once per connection.
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -283,6 +284,156 @@ pub fn encode_literal(out: &mut Vec<u8>, name: &[u8], value: &[u8], sensitive: b
     encode_str(out, value);
 }
 
+/// Request fields worth the dynamic table: the same on every request of a connection
+/// (the target, the default and profile headers). Corpus payloads travel in paths, bodies
+/// and other headers, so they never churn the table. Name and static-table name index.
+const INDEXED_FIELDS: [(&[u8], usize); 6] = [
+    (b":authority", 1),
+    (b"user-agent", 58),
+    (b"accept", 19),
+    (b"accept-encoding", 16),
+    (b"accept-language", 17),
+    (b"content-type", 31),
+];
+/// Values longer than this are sent as literals (a payload put in user-agent, say).
+const MAX_INDEXED_VALUE: usize = 256;
+/// The encoder's table size, at most (the server may allow less).
+const ENCODER_TABLE_SIZE: usize = 4096;
+/// RFC 7541 §4.1: an entry's size is its name and value plus 32.
+const ENTRY_OVERHEAD: usize = 32;
+
+/// The request side's HPACK dynamic table, kept in step with the server's decoder:
+/// fields in [`INDEXED_FIELDS`] are sent once with incremental indexing and as a one-byte
+/// index after that; the request id's name is indexed once and referenced by every
+/// later id (whose value is never indexed). Only the entries' sizes are kept — enough to
+/// evict exactly as the decoder does — plus, per indexed name, the value last inserted.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    /// Sizes of the table's entries, newest first.
+    sizes: VecDeque<usize>,
+    size: usize,
+    /// 0 until the server's SETTINGS are known: no indexing before that.
+    max_size: usize,
+    limit_known: bool,
+    /// Entries inserted so far; entry `a` (0-based, in insertion order) is alive while
+    /// `a >= inserted - sizes.len()`.
+    inserted: u64,
+    /// A table size to announce at the start of the next header block.
+    pending_update: Option<usize>,
+    /// Per indexed field: the value last inserted and its entry number.
+    fields: [Option<(Vec<u8>, u64)>; INDEXED_FIELDS.len()],
+    /// The request id's name and the entry that carries it.
+    id_name: Option<(Vec<u8>, u64)>,
+}
+
+impl Encoder {
+    /// The server's SETTINGS_HEADER_TABLE_SIZE (4096 unless it says otherwise), known once
+    /// its SETTINGS arrive; the table is used from then on, announced in the next block.
+    pub fn set_limit(&mut self, server_limit: usize) {
+        let new = server_limit.min(ENCODER_TABLE_SIZE);
+        if self.limit_known && new == self.max_size {
+            return;
+        }
+        self.limit_known = true;
+        self.max_size = new;
+        self.evict_to(new);
+        self.pending_update = Some(new);
+    }
+
+    /// Starts a header block: announces a changed table size first (RFC 7541 §4.2).
+    pub fn begin_block(&mut self, out: &mut Vec<u8>) {
+        if let Some(size) = self.pending_update.take() {
+            encode_int(out, 0x20, 5, size);
+        }
+    }
+
+    /// Encodes `name: value`, from the dynamic table when it is one of the indexed fields.
+    pub fn field(&mut self, out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+        let slot = INDEXED_FIELDS.iter().position(|(n, _)| *n == name);
+        match slot {
+            Some(slot) if self.max_size > 0 && value.len() <= MAX_INDEXED_VALUE => {
+                if let Some(index) = self.fields[slot]
+                    .as_ref()
+                    .filter(|(v, _)| v == value)
+                    .and_then(|(_, entry)| self.index_of(*entry))
+                {
+                    encode_int(out, 0x80, 7, index);
+                    return;
+                }
+                encode_int(out, 0x40, 6, INDEXED_FIELDS[slot].1);
+                encode_str(out, value);
+                if let Some(entry) = self.insert(name.len() + value.len()) {
+                    let mut kept = self.fields[slot].take().map(|(v, _)| v).unwrap_or_default();
+                    kept.clear();
+                    kept.extend_from_slice(value);
+                    self.fields[slot] = Some((kept, entry));
+                }
+            }
+            _ => match static_name_index(name) {
+                Some(index) => encode_indexed_name(out, index, value),
+                None => encode_literal(out, name, value, false),
+            },
+        }
+    }
+
+    /// Encodes the request id: never indexed (it is unique), its name from the table.
+    pub fn request_id(&mut self, out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+        if self.max_size == 0 {
+            encode_literal(out, name, value, true);
+            return;
+        }
+        if let Some(index) = self
+            .id_name
+            .as_ref()
+            .filter(|(n, _)| n == name)
+            .and_then(|(_, entry)| self.index_of(*entry))
+        {
+            encode_int(out, 0x10, 4, index);
+            encode_str(out, value);
+            return;
+        }
+        // Literal with incremental indexing, new name: this id's entry carries the name for
+        // the ids after it.
+        out.push(0x40);
+        encode_str(out, name);
+        encode_str(out, value);
+        self.id_name = self
+            .insert(name.len() + value.len())
+            .map(|entry| (name.to_vec(), entry));
+    }
+
+    /// The HPACK index of entry `entry`, if it is still in the table.
+    fn index_of(&self, entry: u64) -> Option<usize> {
+        let oldest = self.inserted - self.sizes.len() as u64;
+        (entry >= oldest && entry < self.inserted)
+            .then(|| STATIC_TABLE.len() + 1 + (self.inserted - 1 - entry) as usize)
+    }
+
+    /// Adds an entry of `len` name + value bytes, evicting as the decoder will; the new
+    /// entry's number, or `None` when it is larger than the table (which it empties).
+    fn insert(&mut self, len: usize) -> Option<u64> {
+        let size = len + ENTRY_OVERHEAD;
+        if size > self.max_size {
+            self.evict_to(0);
+            return None;
+        }
+        self.evict_to(self.max_size - size);
+        self.sizes.push_front(size);
+        self.size += size;
+        self.inserted += 1;
+        Some(self.inserted - 1)
+    }
+
+    fn evict_to(&mut self, limit: usize) {
+        while self.size > limit {
+            match self.sizes.pop_back() {
+                Some(oldest) => self.size -= oldest,
+                None => break,
+            }
+        }
+    }
+}
+
 /// The static-table index of a header name, for the names requests commonly carry.
 pub fn static_name_index(name: &[u8]) -> Option<usize> {
     STATIC_TABLE
@@ -497,6 +648,69 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decodes `block` with `decoder`, as "name: value" lines.
+    fn fields_of(decoder: &mut Decoder, block: &[u8]) -> Vec<String> {
+        let mut fields = Vec::new();
+        decoder
+            .decode(block, |n, v| {
+                fields.push(format!(
+                    "{}: {}",
+                    String::from_utf8_lossy(n),
+                    String::from_utf8_lossy(v)
+                ))
+            })
+            .unwrap();
+        fields
+    }
+
+    /// The encoder's table must stay in step with the server's decoder through evictions,
+    /// entries larger than the table and table size changes: every block decodes to exactly
+    /// the fields encoded.
+    #[test]
+    fn encoder_table_stays_in_step_with_the_decoder() {
+        let mut encoder = Encoder::default();
+        let mut decoder = Decoder::default();
+        let mut indexed = 0;
+        for round in 0..400u32 {
+            match round {
+                0 => encoder.set_limit(4096),
+                100 => encoder.set_limit(150), // a few entries: evictions all the time
+                200 => encoder.set_limit(40),  // smaller than most entries: the table empties
+                300 => encoder.set_limit(1 << 20), // capped at 4096
+                _ => {}
+            }
+            let ua = if round % 3 == 0 {
+                format!("payload-{}", "x".repeat((round % 40) as usize))
+            } else {
+                "wafload/0.1".to_string()
+            };
+            let id = format!("wl-{round}");
+            let mut block = Vec::new();
+            encoder.begin_block(&mut block);
+            encoder.field(&mut block, b":authority", b"127.0.0.1:8080");
+            encoder.field(&mut block, b"user-agent", ua.as_bytes());
+            encoder.field(&mut block, b"x-custom", b"not indexed");
+            encoder.field(&mut block, b"accept", b"*/*");
+            encoder.request_id(&mut block, b"x-request-id", id.as_bytes());
+            indexed += block.iter().filter(|b| **b >= 0x80).count();
+            assert_eq!(
+                fields_of(&mut decoder, &block),
+                [
+                    ":authority: 127.0.0.1:8080".to_string(),
+                    format!("user-agent: {ua}"),
+                    "x-custom: not indexed".to_string(),
+                    "accept: */*".to_string(),
+                    format!("x-request-id: {id}"),
+                ],
+                "round {round}"
+            );
+        }
+        assert!(
+            indexed > 300,
+            "the table was used: {indexed} indexed fields"
+        );
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
