@@ -35,7 +35,7 @@ impl ProgressDisplay {
             let mut interval = tokio::time::interval(Duration::from_millis(250));
             loop {
                 interval.tick().await;
-                let sent = progress.sent.load(Ordering::Relaxed);
+                let sent = progress.sent();
                 let completed = progress.completed.load(Ordering::Relaxed);
                 let blocked = progress.blocked.load(Ordering::Relaxed);
                 let failed = progress.failed.load(Ordering::Relaxed);

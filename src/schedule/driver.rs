@@ -55,7 +55,9 @@ pub struct Completion {
 #[derive(Debug, Default)]
 pub struct Progress {
     pub dispatched: Padded<AtomicU64>,
-    pub sent: Padded<AtomicU64>,
+    /// Requests sent, one counter per engine thread (each written by its own thread only);
+    /// read the total with [`Progress::sent`].
+    engines_sent: std::sync::Mutex<Vec<Arc<Padded<AtomicU64>>>>,
     pub completed: Padded<AtomicU64>,
     pub blocked: AtomicU64,
     pub passed: AtomicU64,
@@ -66,6 +68,28 @@ pub struct Progress {
     /// Connection failures in a row (no response at all); used to stop on a dead target.
     pub consecutive_connect_failures: Padded<AtomicU64>,
     pub done: AtomicBool,
+}
+
+impl Progress {
+    /// Requests sent so far.
+    pub fn sent(&self) -> u64 {
+        self.engines_sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// A sent-requests counter for one engine thread.
+    fn engine_sent_counter(&self) -> Arc<Padded<AtomicU64>> {
+        let counter: Arc<Padded<AtomicU64>> = Arc::default();
+        self.engines_sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(counter.clone());
+        counter
+    }
 }
 
 /// A value alone on its cache line (128 bytes: two lines, as adjacent-line prefetch pairs
@@ -231,6 +255,7 @@ pub async fn run_workers<T: Transport, K: CompletionSink>(
     };
     let (job_tx, job_rx) = flume::unbounded::<Job>();
     let closed_counter = Arc::new(AtomicU64::new(0));
+
     let pacer = config.schedule.clone().map(|schedule| {
         let cancel = cancel.clone();
         let progress = progress.clone();
@@ -256,12 +281,25 @@ pub async fn run_workers<T: Transport, K: CompletionSink>(
         .into_iter()
         .map(|k| Arc::new(std::sync::Mutex::new(k)))
         .collect();
+    // Workers wait for cancellation on their engine thread's own child token: every wake
+    // of a worker polls that wait, and the run's token is one lock for all threads, whose
+    // cache line bounced between the cores on every poll.
+    let engine_cancel: Vec<CancellationToken> =
+        (0..threads).map(|_| cancel.child_token()).collect();
+    let engine_slots: Vec<Arc<EngineSlots>> = (0..threads)
+        .map(|_| Arc::new(EngineSlots::new(closed_counter.clone())))
+        .collect();
+    let engine_sent: Vec<_> = (0..threads)
+        .map(|_| progress.engine_sent_counter())
+        .collect();
     for w in 0..config.workers {
         let session = transport.session(w);
         let ctx = WorkerContext {
             plan: plan.clone(),
             classifier: classifier.clone(),
             cancel: cancel.clone(),
+            engine_cancel: engine_cancel[w % threads].clone(),
+            sent: engine_sent[w % threads].clone(),
             progress: progress.clone(),
             run_tag: config.run_tag.clone(),
             dead_target_after: config.dead_target_after,
@@ -275,7 +313,7 @@ pub async fn run_workers<T: Transport, K: CompletionSink>(
             Box::pin(closed_loop_worker(
                 session,
                 ctx,
-                closed_counter.clone(),
+                engine_slots[w % threads].clone(),
                 config.shard,
                 config.slots,
                 config.duration_limit.map(|d| start + d),
@@ -436,7 +474,12 @@ impl<K: CompletionSink> WorkerContext<K> {
 struct WorkerContext<K> {
     plan: Arc<Plan>,
     classifier: Arc<Classifier>,
+    /// The run's token: cancelled here when the target is dead.
     cancel: CancellationToken,
+    /// A child of it for this engine thread's workers to wait on.
+    engine_cancel: CancellationToken,
+    /// This engine thread's sent counter.
+    sent: Arc<Padded<AtomicU64>>,
     progress: Arc<Progress>,
     run_tag: String,
     dead_target_after: u64,
@@ -486,7 +529,7 @@ async fn abortable<K, F: std::future::Future<Output = ()>>(
 ) -> bool {
     tokio::select! {
         _ = run => false,
-        _ = async { ctx.cancel.cancelled().await; tokio::time::sleep(ABORT_GRACE).await } => true,
+        _ = async { ctx.engine_cancel.cancelled().await; tokio::time::sleep(ABORT_GRACE).await } => true,
     }
 }
 
@@ -541,10 +584,42 @@ async fn open_loop<S: Session, K: CompletionSink>(
     }
 }
 
+/// Closed-loop slot numbers for one engine thread's workers, taken from the run's counter
+/// `SLOT_CHUNK` at a time: one shared counter bumped per request bounced its cache line
+/// between the engine threads. Numbers are handed out in ascending order, so with a
+/// request limit every slot below it is still sent, and a chunk's unsent numbers at the
+/// end of a timed run are only gaps in the numbering.
+struct EngineSlots {
+    run: Arc<AtomicU64>,
+    /// Next number and end of this engine's chunk. Locked by one thread only.
+    chunk: std::sync::Mutex<(u64, u64)>,
+}
+
+const SLOT_CHUNK: u64 = 16;
+
+impl EngineSlots {
+    fn new(run: Arc<AtomicU64>) -> Self {
+        EngineSlots {
+            run,
+            chunk: std::sync::Mutex::new((0, 0)),
+        }
+    }
+
+    fn next(&self) -> u64 {
+        let mut chunk = self.chunk.lock().unwrap_or_else(|p| p.into_inner());
+        if chunk.0 == chunk.1 {
+            let base = self.run.fetch_add(SLOT_CHUNK, Ordering::Relaxed);
+            *chunk = (base, base + SLOT_CHUNK);
+        }
+        chunk.0 += 1;
+        chunk.0 - 1
+    }
+}
+
 async fn closed_loop_worker<S: Session, K: CompletionSink>(
     mut session: S,
     ctx: WorkerContext<K>,
-    counter: Arc<AtomicU64>,
+    slots_source: Arc<EngineSlots>,
     shard: Shard,
     slots: Option<u64>,
     deadline: Option<Instant>,
@@ -554,7 +629,7 @@ async fn closed_loop_worker<S: Session, K: CompletionSink>(
         let run = std::pin::pin!(closed_loop(
             &mut session,
             &ctx,
-            &counter,
+            &slots_source,
             shard,
             slots,
             deadline,
@@ -569,7 +644,7 @@ async fn closed_loop_worker<S: Session, K: CompletionSink>(
 async fn closed_loop<S: Session, K: CompletionSink>(
     session: &mut S,
     ctx: &WorkerContext<K>,
-    counter: &AtomicU64,
+    slots_source: &EngineSlots,
     shard: Shard,
     slots: Option<u64>,
     deadline: Option<Instant>,
@@ -580,7 +655,7 @@ async fn closed_loop<S: Session, K: CompletionSink>(
         if ctx.stopping() || deadline.is_some_and(|d| now >= d) {
             break;
         }
-        let slot = shard.slot(counter.fetch_add(1, Ordering::Relaxed));
+        let slot = shard.slot(slots_source.next());
         if slots.is_some_and(|n| slot >= n) {
             break;
         }
@@ -606,7 +681,7 @@ async fn send_one<S: Session, K: CompletionSink>(
     let request = ctx.plan.request_for_slot(job.slot);
     let id = RequestId::new(&ctx.run_tag, job.slot);
     *in_flight = Some((job, sent));
-    ctx.progress.sent.fetch_add(1, Ordering::Relaxed);
+    ctx.sent.fetch_add(1, Ordering::Relaxed);
     let outcome = session.send(request, &id, sent).await;
     *in_flight = None;
     complete(ctx, job, sent, &outcome)
@@ -676,6 +751,32 @@ mod tests {
         assert_eq!(id("wl-abc", u64::MAX), "wl-abc-18446744073709551615");
         let long = "t".repeat(60);
         assert_eq!(id(&long, 42), format!("{long}-42").as_str());
+    }
+
+    /// Engine threads take closed-loop slots in chunks: each engine's numbers ascend, and
+    /// together they hand out every number exactly once — so with a request limit N, every
+    /// slot below N is sent by whichever engine holds it.
+    #[test]
+    fn engine_slot_chunks_hand_out_every_number_once() {
+        use super::{EngineSlots, SLOT_CHUNK};
+        use std::sync::{atomic::AtomicU64, Arc};
+        let run = Arc::new(AtomicU64::new(0));
+        let engines: Vec<EngineSlots> = (0..3).map(|_| EngineSlots::new(run.clone())).collect();
+        let mut taken: Vec<Vec<u64>> = vec![Vec::new(); 3];
+        for i in 0..1000usize {
+            let e = (i * 7 + i / 5) % 3; // uneven interleaving
+            taken[e].push(engines[e].next());
+        }
+        for t in &taken {
+            assert!(t.windows(2).all(|w| w[0] < w[1]), "ascending per engine");
+        }
+        let mut all: Vec<u64> = taken.concat();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 1000, "no number twice");
+        // The numbers not handed out yet are only the rest of the engines' open chunks.
+        let max = *all.last().unwrap();
+        assert!(max < 1000 + 3 * SLOT_CHUNK);
     }
 
     #[test]
