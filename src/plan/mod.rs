@@ -588,7 +588,12 @@ pub fn base_path_of(profile: &Profile) -> Result<String, Error> {
 
 /// Number of benign slots among slots `0..slot`: floor(slot · share), exact in integers.
 fn benign_slots_before(slot: u64, share_ppm: u64) -> u64 {
-    ((slot as u128 * share_ppm as u128) / 1_000_000) as u64
+    // 64-bit arithmetic while the product fits (slots below ~1.8e13): a 128-bit division
+    // is a library call, and this runs for every request.
+    match slot.checked_mul(share_ppm) {
+        Some(product) => product / 1_000_000,
+        None => ((slot as u128 * share_ppm as u128) / 1_000_000) as u64,
+    }
 }
 
 /// Which member takes benign slot `b`, and how many slots that member had before it.
@@ -778,6 +783,32 @@ fn source_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The 64-bit fast path gives the exact 128-bit answer, also where the product
+    /// overflows 64 bits.
+    #[test]
+    fn benign_slot_counts_are_exact_on_both_paths() {
+        let exact = |slot: u64, ppm: u64| ((slot as u128 * ppm as u128) / 1_000_000) as u64;
+        for ppm in [0, 1, 333_333, 500_000, 999_999, 1_000_000] {
+            let edge = u64::MAX / ppm.max(1);
+            for slot in [
+                0,
+                1,
+                7,
+                1_000_003,
+                edge - 1,
+                edge,
+                edge.saturating_add(1),
+                u64::MAX - 1,
+            ] {
+                assert_eq!(
+                    benign_slots_before(slot, ppm),
+                    exact(slot, ppm),
+                    "{slot} {ppm}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn credentials_and_profile_secrets_are_redacted() {

@@ -542,7 +542,8 @@ fn finish<K: CompletionSink>(ctx: &WorkerContext<K>, state: &mut WorkerState, ab
                 ErrorKind::Aborted,
                 "run interrupted while the request was in flight",
             );
-            ctx.deliver(&complete(ctx, job, sent, &outcome));
+            let source = ctx.plan.request_for_slot(job.slot).source;
+            ctx.deliver(&complete(ctx, job, source, sent, &outcome));
         }
     }
 }
@@ -684,12 +685,17 @@ async fn send_one<S: Session, K: CompletionSink>(
     ctx.sent.fetch_add(1, Ordering::Relaxed);
     let outcome = session.send(request, &id, sent).await;
     *in_flight = None;
-    complete(ctx, job, sent, &outcome)
+    complete(ctx, job, request.source, sent, &outcome)
 }
 
 /// Classifies an outcome into the completion the recorder gets.
-fn complete<K>(ctx: &WorkerContext<K>, job: Job, sent: Instant, outcome: &Outcome) -> Completion {
-    let request = ctx.plan.request_for_slot(job.slot);
+fn complete<K>(
+    ctx: &WorkerContext<K>,
+    job: Job,
+    source: u32,
+    sent: Instant,
+    outcome: &Outcome,
+) -> Completion {
     let done = Instant::now();
     let (class, flags) = ctx.classifier.classify(outcome);
     let error = outcome.error.as_ref().map(|e| e.kind);
@@ -715,7 +721,7 @@ fn complete<K>(ctx: &WorkerContext<K>, job: Job, sent: Instant, outcome: &Outcom
     }
     Completion {
         slot: job.slot,
-        source: request.source,
+        source,
         intended: job.intended,
         sent,
         done,
