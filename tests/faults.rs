@@ -900,6 +900,82 @@ async fn all_ext_proc_500s_are_unresolved_explained_and_never_passed() {
 
 // ---------------------------------------------------------------- signals
 
+/// Requests that never get an answer do not hold an interrupted run: after the signal
+/// they get `ABORT_GRACE` (1.5 s), then each is recorded as aborted — every sent request
+/// has its record, and the run ends long before the 60 s request timeout.
+#[test]
+fn interrupted_run_with_unanswered_requests_ends_after_the_grace() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = runtime
+        .block_on(target::start(passing_target(Faults {
+            stall_share: 1.0,
+            stall_for: Duration::from_secs(120),
+            ..Faults::default()
+        })))
+        .unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let out_dir = results.path().join("run");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wafload"))
+        .args([
+            "run",
+            "--target",
+            &target.url(),
+            "--corpus",
+            "tests/fixtures/known",
+        ])
+        .args(["--rate", "20", "--duration", "60s", "--timeout", "60s"])
+        .args(["--no-preflight", "--quiet", "--out"])
+        .arg(&out_dir)
+        .current_dir(manifest_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: signalling our own child by its pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let signalled = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(20),
+            "run did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = signalled.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "{status:?} after {took:?}: {stderr}"
+    );
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(8),
+        "stopped {took:?} after the signal (grace 1.5 s)"
+    );
+    let summary = load_summary(&out_dir).expect("partial summary written");
+    assert_eq!(summary.run.interrupted.as_deref(), Some("interrupted"));
+    assert!((20..=60).contains(&summary.sent), "sent {}", summary.sent);
+    assert_eq!(summary.records, summary.sent);
+    assert_eq!(summary.counts["failed"], summary.sent);
+    assert_eq!(
+        summary.errors["aborted"], summary.sent,
+        "{:?}",
+        summary.errors
+    );
+    drop(target);
+}
+
 #[test]
 fn sigterm_stops_the_run_with_143_and_flushes_partial_results() {
     let runtime = tokio::runtime::Builder::new_multi_thread()

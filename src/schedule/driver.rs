@@ -244,13 +244,22 @@ pub async fn run_workers<T: Transport, K: CompletionSink>(
     progress: Arc<Progress>,
 ) -> (DriverStats, Vec<K>) {
     let start = config.start;
+    let threads = sinks.len();
+    assert!(threads >= 1, "run_workers needs a sink per engine thread");
     let dead_target = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
+    // Workers wait for cancellation on their engine thread's own token, cancelled here
+    // after `stop` is set (see `abortable`). The run's token is one lock for all threads.
+    let engine_cancel: Vec<CancellationToken> =
+        (0..threads).map(|_| CancellationToken::new()).collect();
     let watcher = {
-        let (cancel, stop) = (cancel.clone(), stop.clone());
+        let (cancel, stop, engines) = (cancel.clone(), stop.clone(), engine_cancel.clone());
         tokio::spawn(async move {
             cancel.cancelled().await;
-            stop.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::Release);
+            for engine in engines {
+                engine.cancel();
+            }
         })
     };
     let (job_tx, job_rx) = flume::unbounded::<Job>();
@@ -274,18 +283,11 @@ pub async fn run_workers<T: Transport, K: CompletionSink>(
 
     // Workers are dealt round-robin to engine threads; each thread runs a current-thread
     // runtime, so a worker, its connection task and its timers share one thread.
-    let threads = sinks.len();
-    assert!(threads >= 1, "run_workers needs a sink per engine thread");
     let mut groups: Vec<Vec<WorkerFuture>> = (0..threads).map(|_| Vec::new()).collect();
     let sinks: Vec<Arc<std::sync::Mutex<K>>> = sinks
         .into_iter()
         .map(|k| Arc::new(std::sync::Mutex::new(k)))
         .collect();
-    // Workers wait for cancellation on their engine thread's own child token: every wake
-    // of a worker polls that wait, and the run's token is one lock for all threads, whose
-    // cache line bounced between the cores on every poll.
-    let engine_cancel: Vec<CancellationToken> =
-        (0..threads).map(|_| cancel.child_token()).collect();
     let engine_slots: Vec<Arc<EngineSlots>> = (0..threads)
         .map(|_| Arc::new(EngineSlots::new(closed_counter.clone())))
         .collect();
@@ -476,7 +478,8 @@ struct WorkerContext<K> {
     classifier: Arc<Classifier>,
     /// The run's token: cancelled here when the target is dead.
     cancel: CancellationToken,
-    /// A child of it for this engine thread's workers to wait on.
+    /// Cancelled after the run's token, once `stop` is set: what this engine thread's
+    /// workers wait on.
     engine_cancel: CancellationToken,
     /// This engine thread's sent counter.
     sent: Arc<Padded<AtomicU64>>,
@@ -518,19 +521,36 @@ impl WorkerState {
 
 /// Waits for `run`, or for the run's cancellation plus `ABORT_GRACE`; true when it had to
 /// give up on `run`. One cancellation waiter per worker (not per request) keeps the hot path
-/// free of locks.
+/// free of locks: the waiter is polled once to register, and after that only once `stop`
+/// is set — which happens before the engine token is cancelled, so the wake-up that
+/// cancellation brings always finds it set. (Polled on every wake, the waiter took the
+/// token's lock each time.)
 ///
 /// `run` comes pinned by reference: taken by value, it would be stored twice in the
-/// worker's future (as the argument and inside `select!`), doubling the memory a resumed
-/// worker touches.
+/// worker's future, doubling the memory a resumed worker touches.
 async fn abortable<K, F: std::future::Future<Output = ()>>(
     ctx: &WorkerContext<K>,
-    run: std::pin::Pin<&mut F>,
+    mut run: std::pin::Pin<&mut F>,
 ) -> bool {
-    tokio::select! {
-        _ = run => false,
-        _ = async { ctx.engine_cancel.cancelled().await; tokio::time::sleep(ABORT_GRACE).await } => true,
-    }
+    use std::future::Future as _;
+    let mut abort = std::pin::pin!(async {
+        ctx.engine_cancel.cancelled().await;
+        tokio::time::sleep(ABORT_GRACE).await
+    });
+    let mut registered = false;
+    std::future::poll_fn(|cx| {
+        if run.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(false);
+        }
+        if !registered || ctx.stop.load(Ordering::Acquire) {
+            registered = true;
+            if abort.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(true);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// After the loop: a request still in flight when the run was aborted is recorded as
