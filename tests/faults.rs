@@ -900,35 +900,34 @@ async fn all_ext_proc_500s_are_unresolved_explained_and_never_passed() {
 
 // ---------------------------------------------------------------- signals
 
-/// Requests that never get an answer do not hold an interrupted run: after the signal
-/// they get `ABORT_GRACE` (1.5 s), then each is recorded as aborted — every sent request
-/// has its record, and the run ends long before the 60 s request timeout.
-#[test]
-fn interrupted_run_with_unanswered_requests_ends_after_the_grace() {
+/// What a run signalled with SIGTERM 2 s after its start left behind.
+struct Signalled {
+    status: std::process::ExitStatus,
+    /// From the signal to the exit.
+    took: Duration,
+    stderr: String,
+    out_dir: std::path::PathBuf,
+    _results: tempfile::TempDir,
+}
+
+/// Runs `wafload run` on the `known` fixture with `args` against a calibration target with
+/// `faults`, sends SIGTERM after 2 s and waits at most `limit` for the process to exit.
+fn run_and_sigterm(faults: Faults, args: &[&str], limit: Duration) -> Signalled {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
     let target = runtime
-        .block_on(target::start(passing_target(Faults {
-            stall_share: 1.0,
-            stall_for: Duration::from_secs(120),
-            ..Faults::default()
-        })))
+        .block_on(target::start(passing_target(faults)))
         .unwrap();
     let results = tempfile::tempdir().unwrap();
     let out_dir = results.path().join("run");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wafload"))
-        .args([
-            "run",
-            "--target",
-            &target.url(),
-            "--corpus",
-            "tests/fixtures/known",
-        ])
-        .args(["--rate", "20", "--duration", "60s", "--timeout", "60s"])
-        .args(["--no-preflight", "--quiet", "--out"])
+        .args(["run", "--target", &target.url()])
+        .args(["--corpus", "tests/fixtures/known"])
+        .args(args)
+        .args(["--quiet", "--out"])
         .arg(&out_dir)
         .current_dir(manifest_dir())
         .stdout(std::process::Stdio::null())
@@ -945,25 +944,55 @@ fn interrupted_run_with_unanswered_requests_ends_after_the_grace() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(20),
-            "run did not stop"
-        );
+        assert!(signalled.elapsed() < limit, "run did not stop");
         std::thread::sleep(Duration::from_millis(50));
     };
     let took = signalled.elapsed();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    drop(target);
+    Signalled {
+        status,
+        took,
+        stderr,
+        out_dir,
+        _results: results,
+    }
+}
+
+/// Requests that never get an answer do not hold an interrupted run: after the signal
+/// they get `ABORT_GRACE` (1.5 s), then each is recorded as aborted — every sent request
+/// has its record, and the run ends long before the 60 s request timeout.
+#[test]
+fn interrupted_run_with_unanswered_requests_ends_after_the_grace() {
+    let stalled = Faults {
+        stall_share: 1.0,
+        stall_for: Duration::from_secs(120),
+        ..Faults::default()
+    };
+    let args = [
+        "--rate",
+        "20",
+        "--duration",
+        "60s",
+        "--timeout",
+        "60s",
+        "--no-preflight",
+    ];
+    let run = run_and_sigterm(stalled, &args, Duration::from_secs(20));
+    let took = run.took;
     assert_eq!(
-        status.code(),
+        run.status.code(),
         Some(143),
-        "{status:?} after {took:?}: {stderr}"
+        "{:?} after {took:?}: {}",
+        run.status,
+        run.stderr
     );
     assert!(
         took >= Duration::from_millis(1400) && took < Duration::from_secs(8),
         "stopped {took:?} after the signal (grace 1.5 s)"
     );
-    let summary = load_summary(&out_dir).expect("partial summary written");
+    let summary = load_summary(&run.out_dir).expect("partial summary written");
     assert_eq!(summary.run.interrupted.as_deref(), Some("interrupted"));
     assert!((20..=60).contains(&summary.sent), "sent {}", summary.sent);
     assert_eq!(summary.records, summary.sent);
@@ -973,54 +1002,15 @@ fn interrupted_run_with_unanswered_requests_ends_after_the_grace() {
         "{:?}",
         summary.errors
     );
-    drop(target);
 }
 
 #[test]
 fn sigterm_stops_the_run_with_143_and_flushes_partial_results() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let target = runtime
-        .block_on(target::start(passing_target(Faults::default())))
-        .unwrap();
-    let results = tempfile::tempdir().unwrap();
-    let out_dir = results.path().join("run");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wafload"))
-        .args([
-            "run",
-            "--target",
-            &target.url(),
-            "--corpus",
-            "tests/fixtures/known",
-        ])
-        .args(["--rate", "100", "--duration", "60s", "--quiet", "--out"])
-        .arg(&out_dir)
-        .current_dir(manifest_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    // SAFETY: signalling our own child by its pid.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "run did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(143));
-    let summary = load_summary(&out_dir).expect("partial summary written");
+    let args = ["--rate", "100", "--duration", "60s"];
+    let run = run_and_sigterm(Faults::default(), &args, Duration::from_secs(15));
+    assert_eq!(run.status.code(), Some(143), "{}", run.stderr);
+    let out_dir = &run.out_dir;
+    let summary = load_summary(out_dir).expect("partial summary written");
     assert_eq!(summary.run.interrupted.as_deref(), Some("interrupted"));
     assert!((100..=300).contains(&summary.sent), "sent {}", summary.sent);
     assert_eq!(summary.records, summary.sent);
@@ -1030,8 +1020,7 @@ fn sigterm_stops_the_run_with_143_and_flushes_partial_results() {
         summary.sent - summary.counts["failed"]
     );
     let mut n = 0;
-    for_each_record(&out_dir, |_| n += 1).unwrap();
+    for_each_record(out_dir, |_| n += 1).unwrap();
     assert_eq!(n, summary.sent);
     assert!(!out_dir.join("requests.jsonl.zst.partial").exists());
-    drop(target);
 }
