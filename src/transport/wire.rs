@@ -2,7 +2,8 @@
 //! buffer and written with one syscall; responses are parsed in place with httparse
 //! (Content-Length, chunked and close-delimited bodies), keeping only a prefix of the
 //! body. Like wrk, no per-request task hand-offs and almost no allocation — the load
-//! generator must not be slower than the gateway it tests. HTTP/2 goes through `h2`.
+//! generator must not be slower than the gateway it tests. HTTP/2 has its own lean client
+//! (`h2wire.rs`).
 
 use super::{BodyPrefix, ErrorKind, Outcome, TransportError};
 use crate::plan::PreparedRequest;
