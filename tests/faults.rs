@@ -496,26 +496,34 @@ async fn h2_refused_streams_are_retried_once() {
     let _guard = TIMING.lock().await;
     for engine in H2_ENGINES {
         let (addr, tally) = refusing_h2_server().await;
-        let results = tempfile::tempdir().unwrap();
-        let mut p = profile(
-            &format!("http://{addr}/"),
-            &[fixture("known")],
-            results.path(),
-        );
-        p.rate = Some(200.0);
-        p.target.http = HttpVersion::H2;
-        p.connections = 1;
-        p.streams_per_connection = 1;
-        p.h2_engine = engine;
-        let outcome = run_profile(&p).await;
-        check_results(&outcome.dir, &outcome.summary, 28);
+        let summary = run_h2_at(addr, 1, engine).await;
         assert_eq!(
-            outcome.summary.counts["passed"], 28,
+            summary.counts["passed"], 28,
             "{engine:?}: {:?}",
-            outcome.summary.errors
+            summary.errors
         );
         assert_eq!(*tally.lock().unwrap(), (28, 28), "{engine:?}");
     }
+}
+
+/// A 28-request HTTP/2 run (the `known` fixture, 200 req/s, one connection with `streams`
+/// streams) against a server the test started at `addr`, checked for one record per
+/// request.
+async fn run_h2_at(addr: std::net::SocketAddr, streams: usize, engine: H2Engine) -> Summary {
+    let results = tempfile::tempdir().unwrap();
+    let mut p = profile(
+        &format!("http://{addr}/"),
+        &[fixture("known")],
+        results.path(),
+    );
+    p.rate = Some(200.0);
+    p.target.http = HttpVersion::H2;
+    p.connections = 1;
+    p.streams_per_connection = streams;
+    p.h2_engine = engine;
+    let outcome = run_profile(&p).await;
+    check_results(&outcome.dir, &outcome.summary, 28);
+    outcome.summary
 }
 
 // ---------------------------------------------------------------- slow answers
@@ -563,20 +571,9 @@ async fn h2_prior_knowledge_to_an_http1_server_is_a_protocol_error() {
             });
         }
     });
-    let results = tempfile::tempdir().unwrap();
-    let mut p = profile(
-        &format!("http://{addr}/"),
-        &[fixture("known")],
-        results.path(),
-    );
-    p.rate = Some(200.0);
-    p.target.http = HttpVersion::H2;
-    p.connections = 1;
-    p.streams_per_connection = 2;
-    let outcome = run_profile(&p).await;
-    check_results(&outcome.dir, &outcome.summary, 28);
-    assert_eq!(outcome.summary.counts["failed"], 28);
-    assert_eq!(outcome.summary.errors, errors(&[("protocol", 28)]));
+    let summary = run_h2_at(addr, 2, H2Engine::default()).await;
+    assert_eq!(summary.counts["failed"], 28);
+    assert_eq!(summary.errors, errors(&[("protocol", 28)]));
 }
 
 /// HTTP/2: a stalled stream times out at the timeout, is cancelled (RST_STREAM) and frees

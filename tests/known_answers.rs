@@ -167,60 +167,72 @@ async fn a_one_second_stall_shows_in_p99_without_coordinated_omission() {
     target.shutdown().await;
 }
 
-/// Both HTTP/2 clients (the lean wire client and the `h2` crate) give the same exact
-/// answers, with bodies (POSTs) and several streams per connection.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http2_wire_and_h2_crate_engines_agree_exactly() {
-    let _guard = TIMING.lock().await;
+/// What two clients must agree on exactly: class counts, per-case detection, statuses,
+/// response body bytes and the protocol spoken.
+type Answers = (
+    std::collections::BTreeMap<String, u64>,
+    Vec<wafload::results::GroupRates>,
+    std::collections::BTreeMap<String, u64>,
+    u64,
+    String,
+);
+
+/// Runs the `known` fixture against the marker target once per profile `variants` entry
+/// and returns each run's answers.
+async fn answers_of(variants: [&dyn Fn(&mut wafload::profile::Profile); 2]) -> Vec<Answers> {
     let target = target::start(marker_target()).await.unwrap();
     let results = tempfile::tempdir().unwrap();
     let mut answers = Vec::new();
-    for engine in [
-        wafload::transport::http::H2Engine::Wire,
-        wafload::transport::http::H2Engine::H2,
-    ] {
+    for variant in variants {
         let mut p = profile(&target.url(), &[fixture("known")], results.path());
         p.rate = Some(300.0);
-        p.target.http = wafload::profile::HttpVersion::H2;
-        p.connections = 2;
-        p.streams_per_connection = 4;
-        p.h2_engine = engine;
+        variant(&mut p);
         let s = run_profile(&p).await.summary;
-        assert_eq!(s.run.protocol, "h2");
         answers.push((
             s.counts.clone(),
             s.detection.by_case.clone(),
             s.statuses.clone(),
             s.response_body_bytes,
+            s.run.protocol.clone(),
         ));
     }
+    target.shutdown().await;
+    answers
+}
+
+/// Both HTTP/2 clients (the lean wire client and the `h2` crate) give the same exact
+/// answers, with bodies (POSTs) and several streams per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_wire_and_h2_crate_engines_agree_exactly() {
+    let _guard = TIMING.lock().await;
+    let h2 = |engine| {
+        move |p: &mut wafload::profile::Profile| {
+            p.target.http = wafload::profile::HttpVersion::H2;
+            p.connections = 2;
+            p.streams_per_connection = 4;
+            p.h2_engine = engine;
+        }
+    };
+    let answers = answers_of([
+        &h2(wafload::transport::http::H2Engine::Wire),
+        &h2(wafload::transport::http::H2Engine::H2),
+    ])
+    .await;
     assert_eq!(answers[0], answers[1]);
     assert_eq!(answers[0].0["blocked"], 10);
-    target.shutdown().await;
+    assert_eq!(answers[0].4, "h2");
 }
 
 /// Both HTTP/1.1 clients (the lean wire client and hyper) give the same exact answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wire_and_hyper_engines_agree_exactly() {
     let _guard = TIMING.lock().await;
-    let target = target::start(marker_target()).await.unwrap();
-    let results = tempfile::tempdir().unwrap();
-    let mut answers = Vec::new();
-    for engine in [
-        wafload::transport::http::H1Engine::Wire,
-        wafload::transport::http::H1Engine::Hyper,
-    ] {
-        let mut p = profile(&target.url(), &[fixture("known")], results.path());
-        p.rate = Some(300.0);
-        p.h1_engine = engine;
-        let s = run_profile(&p).await.summary;
-        answers.push((
-            s.counts.clone(),
-            s.detection.by_case.clone(),
-            s.statuses.clone(),
-        ));
-    }
+    let h1 = |engine| move |p: &mut wafload::profile::Profile| p.h1_engine = engine;
+    let answers = answers_of([
+        &h1(wafload::transport::http::H1Engine::Wire),
+        &h1(wafload::transport::http::H1Engine::Hyper),
+    ])
+    .await;
     assert_eq!(answers[0], answers[1]);
     assert_eq!(answers[0].0["blocked"], 10);
-    target.shutdown().await;
 }
