@@ -646,23 +646,8 @@ impl Decoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-
-    /// Decodes `block` with `decoder`, as "name: value" lines.
-    fn fields_of(decoder: &mut Decoder, block: &[u8]) -> Vec<String> {
-        let mut fields = Vec::new();
-        decoder
-            .decode(block, |n, v| {
-                fields.push(format!(
-                    "{}: {}",
-                    String::from_utf8_lossy(n),
-                    String::from_utf8_lossy(v)
-                ))
-            })
-            .unwrap();
-        fields
-    }
 
     /// The encoder's table must stay in step with the server's decoder through evictions,
     /// entries larger than the table and table size changes: every block decodes to exactly
@@ -695,14 +680,14 @@ mod tests {
             encoder.request_id(&mut block, b"x-request-id", id.as_bytes());
             indexed += block.iter().filter(|b| **b >= 0x80).count();
             assert_eq!(
-                fields_of(&mut decoder, &block),
-                [
-                    ":authority: 127.0.0.1:8080".to_string(),
-                    format!("user-agent: {ua}"),
-                    "x-custom: not indexed".to_string(),
-                    "accept: */*".to_string(),
-                    format!("x-request-id: {id}"),
-                ],
+                decode_pairs(&mut decoder, &block),
+                pairs(&[
+                    (":authority", "127.0.0.1:8080"),
+                    ("user-agent", &ua),
+                    ("x-custom", "not indexed"),
+                    ("accept", "*/*"),
+                    ("x-request-id", &id),
+                ]),
                 "round {round}"
             );
         }
@@ -720,9 +705,15 @@ mod tests {
             .collect()
     }
 
+    /// Decodes the hex-written `block` with `d`.
     fn fields(d: &mut Decoder, block: &str) -> Vec<(String, String)> {
+        decode_pairs(d, &hex(block))
+    }
+
+    /// Decodes `block` with `d`, as (name, value) pairs.
+    pub(crate) fn decode_pairs(d: &mut Decoder, block: &[u8]) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        d.decode(&hex(block), |n, v| {
+        d.decode(block, |n, v| {
             out.push((
                 String::from_utf8(n.to_vec()).unwrap(),
                 String::from_utf8(v.to_vec()).unwrap(),
