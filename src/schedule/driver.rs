@@ -465,14 +465,6 @@ fn pace(
 
 type WorkerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
 
-impl<K: CompletionSink> WorkerContext<K> {
-    /// Cheap check (one atomic load) whether the run is stopping; set once by a watcher
-    /// task when the cancellation token fires.
-    fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-}
-
 struct WorkerContext<K> {
     plan: Arc<Plan>,
     classifier: Arc<Classifier>,
@@ -494,6 +486,13 @@ struct WorkerContext<K> {
 }
 
 impl<K: CompletionSink> WorkerContext<K> {
+    /// Cheap check (one atomic load) whether the run is stopping; set once by a watcher
+    /// task when the cancellation token fires.
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Hands a completion to this engine thread's recorder.
     fn deliver(&self, c: &Completion) {
         self.sink
             .lock()

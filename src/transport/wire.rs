@@ -446,8 +446,8 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     u64::from_str_radix(text, 16).ok()
 }
 
-/// Serialises a request into `out`: request line, headers (in the plan's order), the
-/// request id, Content-Length, and the body when it is small.
+/// Serialises a request into `out`: request line, headers (in the plan's order),
+/// Content-Length, the request id, and the body when it is small.
 pub fn serialize(out: &mut Vec<u8>, req: &PreparedRequest, id_header: &HeaderName, id: &[u8]) {
     out.clear();
     out.extend_from_slice(req.h1_head.get_or_init(|| request_head(req)));
