@@ -433,7 +433,7 @@ const PACER_NAP: Duration = Duration::from_millis(20);
 impl EnginePacer {
     async fn run(self) {
         // However the pacer ends, the workers learn that no job will come.
-        let _close = CloseOnDrop(std::slice::from_ref(&self.queue));
+        let _close = CloseOnDrop(&self.queue);
         let mut timer = crate::timer::PreciseTimer::new();
         let mut k = self.first;
         loop {
@@ -479,8 +479,8 @@ impl EnginePacer {
     }
 }
 
-/// One engine thread's released jobs, shared by the pacer (pushing) and that thread's
-/// workers (taking, oldest first). Idle workers wait in FIFO order (tokio's `Notify` keeps
+/// One engine thread's released jobs, shared by its pacer (pushing) and its workers
+/// (taking, oldest first). Idle workers wait in FIFO order (tokio's `Notify` keeps
 /// them in an intrusive list), so every connection of the pool takes its turn. One queue
 /// for all workers of all threads (a flume channel) took a lock shared by the pacer and
 /// both engine threads on every request, and re-registering a woken receiver cost time in
@@ -532,14 +532,12 @@ impl EngineJobs {
     }
 }
 
-/// Closes every engine's queue when the pacer ends, however it ends.
-struct CloseOnDrop<'a>(&'a [Arc<EngineJobs>]);
+/// Closes an engine's queue when its pacer ends, however it ends.
+struct CloseOnDrop<'a>(&'a EngineJobs);
 
 impl Drop for CloseOnDrop<'_> {
     fn drop(&mut self) {
-        for queue in self.0 {
-            queue.close();
-        }
+        self.0.close();
     }
 }
 
@@ -884,7 +882,7 @@ mod tests {
         assert!(max < 1000 + 3 * SLOT_CHUNK);
     }
 
-    /// An engine's job queue: jobs pushed from another thread (the pacer) reach the
+    /// An engine's job queue: jobs pushed (here from another thread) reach the
     /// workers exactly once and oldest first, and closing it ends every waiting worker —
     /// after the jobs already queued are taken.
     #[test]
