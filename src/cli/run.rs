@@ -60,7 +60,8 @@ pub struct LoadFlags {
     pub streams: Option<u64>,
     /// Engine threads sending requests, like wrk's -t [default: one per core]. Against a
     /// target on this same machine (loopback), fewer threads than cores leave it CPU and
-    /// can be faster.
+    /// can be faster. At a --rate, each thread paces every N-th request on its own share
+    /// of the connections (as wrk2 does), so give each thread several connections.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
     /// HTTP/1.1 client: wire (lean, default) or hyper — for cross-checking answers.
