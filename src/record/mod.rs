@@ -622,6 +622,10 @@ impl crate::schedule::CompletionSink for Recorder {
     fn accept(&mut self, c: &Completion) {
         self.record(c);
     }
+
+    fn begin(&mut self, start: Instant) {
+        self.start = start;
+    }
 }
 
 pub fn micros(d: Duration) -> u64 {

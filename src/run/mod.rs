@@ -9,7 +9,7 @@ use crate::plan::{Mix, Plan};
 use crate::profile::Profile;
 use crate::record::{RecordWriter, Recorder};
 use crate::results::{write_run, RunInfo, Summary};
-use crate::schedule::{run_workers, DriverConfig, Progress, RateSchedule};
+use crate::schedule::{run_workers, CompletionSink, DriverConfig, Progress, RateSchedule};
 use crate::transport::http::{Endpoint, HttpTransport, Negotiated};
 use crate::transport::Transport;
 use std::path::PathBuf;
@@ -261,7 +261,6 @@ pub async fn execute<T: Transport>(
             SystemTime::now() + Duration::from_millis(20),
         ),
     };
-    let started_at = chrono::DateTime::<chrono::Local>::from(started_wall).to_rfc3339();
     // Shards of one run share the request-id prefix (derived from the common start), so
     // WAF logs of the merged run correlate.
     let request_id_prefix =
@@ -324,6 +323,15 @@ pub async fn execute<T: Transport>(
         progress.clone(),
     )
     .await;
+    // The schedule started once every connection was open: `start` or later.
+    let started_wall = match stats.start {
+        Some(actual) => {
+            recorder.begin(actual);
+            started_wall + actual.saturating_duration_since(start)
+        }
+        None => started_wall,
+    };
+    let started_at = chrono::DateTime::<chrono::Local>::from(started_wall).to_rfc3339();
     if engine_recorders.len() != engines {
         return Err(Error::Other(format!(
             "{} of {engines} engine threads failed; their records are lost",

@@ -29,6 +29,10 @@ pub struct Job {
 /// hand-over to another thread nor a third busy thread on the cores the target shares.
 pub trait CompletionSink: Send + 'static {
     fn accept(&mut self, c: &Completion);
+
+    /// The schedule's time zero, fixed once every worker has warmed its session (before
+    /// any completion arrives); the sink was made with the earliest it could be.
+    fn begin(&mut self, _start: Instant) {}
 }
 
 /// What the recorder gets for each sent request.
@@ -117,7 +121,8 @@ pub struct DriverConfig {
     pub run_tag: String,
     /// Stop the run when this many requests in a row fail to connect (dead target).
     pub dead_target_after: u64,
-    /// Time zero of the schedule (slot offsets are added to it).
+    /// The earliest time zero of the schedule (slot offsets are added to it): the
+    /// schedule starts here, or once every worker has warmed its session if that is later.
     pub start: Instant,
     /// This process sends only its shard of the global slots.
     pub shard: Shard,
@@ -226,6 +231,9 @@ impl Shard {
 /// What the driver itself knows at the end.
 #[derive(Clone, Debug, Default)]
 pub struct DriverStats {
+    /// The schedule's time zero as it was fixed once the workers had warmed their
+    /// sessions: `DriverConfig::start` or later (`None` if the run ended before).
+    pub start: Option<Instant>,
     pub sent: u64,
     /// Slots released by the pacer but never sent (interrupted).
     pub not_sent: u64,
@@ -263,6 +271,7 @@ pub async fn run_workers<T: Transport, K: CompletionSink>(
         })
     };
     let job_queues: Vec<Arc<EngineJobs>> = (0..threads).map(|_| Arc::default()).collect();
+    let gate = Arc::new(StartGate::new(config.workers, start));
     let closed_counter = Arc::new(AtomicU64::new(0));
 
     // Workers are dealt round-robin to engine threads; each thread runs a current-thread
@@ -292,6 +301,7 @@ pub async fn run_workers<T: Transport, K: CompletionSink>(
             dead_target: dead_target.clone(),
             stop: stop.clone(),
             sink: sinks[w % threads].clone(),
+            gate: gate.clone(),
         };
         let fut: WorkerFuture = if config.schedule.is_some() {
             Box::pin(open_loop_worker(
@@ -306,7 +316,7 @@ pub async fn run_workers<T: Transport, K: CompletionSink>(
                 engine_slots[w % threads].clone(),
                 config.shard,
                 config.slots,
-                config.duration_limit.map(|d| start + d),
+                config.duration_limit,
             ))
         };
         groups[w % threads].push(fut);
@@ -320,7 +330,7 @@ pub async fn run_workers<T: Transport, K: CompletionSink>(
                 slots: config.slots,
                 shard: config.shard,
                 limit: config.duration_limit,
-                start,
+                gate: gate.clone(),
                 first: engine as u64,
                 step: threads as u64,
                 queue,
@@ -401,6 +411,7 @@ pub async fn run_workers<T: Transport, K: CompletionSink>(
         sent
     };
     let stats = DriverStats {
+        start: gate.start.get().copied(),
         sent,
         not_sent: dispatched.saturating_sub(sent),
         stopped_dead_target: dead_target.load(Ordering::Relaxed),
@@ -419,7 +430,7 @@ struct EnginePacer {
     slots: Option<u64>,
     shard: Shard,
     limit: Option<Duration>,
-    start: Instant,
+    gate: Arc<StartGate>,
     first: u64,
     step: u64,
     queue: Arc<EngineJobs>,
@@ -434,6 +445,9 @@ impl EnginePacer {
     async fn run(self) {
         // However the pacer ends, the workers learn that no job will come.
         let _close = CloseOnDrop(&self.queue);
+        let Some(start) = self.gate.opened(&self.stop).await else {
+            return;
+        };
         let mut timer = crate::timer::PreciseTimer::new();
         let mut k = self.first;
         loop {
@@ -447,7 +461,7 @@ impl EnginePacer {
             if self.limit.is_some_and(|l| offset >= l) {
                 break;
             }
-            let due = self.start + offset;
+            let due = start + offset;
             // At low rates, hand the job over DISPATCH_LEAD early: waking a parked engine
             // thread takes tens of µs on a VM, so the worker gets the job ahead and waits
             // the last stretch itself. At high rates the engines are awake anyway and the
@@ -475,6 +489,68 @@ impl EnginePacer {
             });
             self.progress.dispatched.fetch_add(1, Ordering::Relaxed);
             k += self.step;
+        }
+    }
+}
+
+/// How long after the last worker has warmed its session the schedule starts at the
+/// earliest: a moment for the engine threads to get the news, plus time for the server to
+/// take the new connections — the kernel completes a connection before the server's
+/// accept loop has taken it, so a request sent at once may wait behind hundreds of
+/// accepts (the calibration target takes ~20 µs per connection; with 512 connections at
+/// 20 000 req/s the first sends were then up to 140 ms late).
+fn start_margin(connections: usize) -> Duration {
+    Duration::from_millis(5) + Duration::from_micros(50) * connections.min(100_000) as u32
+}
+
+/// Holds every worker and pacer until all workers have warmed their sessions (opened
+/// their connections), then fixes the schedule's time zero: the configured start, or
+/// `start_margin` after the last worker is ready if that is later. Without it, the first
+/// requests of an open-loop run waited behind the opening of hundreds of connections: at
+/// 20 000 req/s with 512 connections, sends in the first 100 ms were up to 50 ms late.
+struct StartGate {
+    workers: usize,
+    waiting: std::sync::atomic::AtomicUsize,
+    earliest: Instant,
+    start: std::sync::OnceLock<Instant>,
+    opened: tokio::sync::Notify,
+}
+
+impl StartGate {
+    fn new(workers: usize, earliest: Instant) -> Self {
+        StartGate {
+            workers,
+            waiting: std::sync::atomic::AtomicUsize::new(workers),
+            earliest,
+            start: std::sync::OnceLock::new(),
+            opened: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// A worker is ready; the last one opens the gate.
+    fn arrive(&self) {
+        if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let start = self
+                .earliest
+                .max(Instant::now() + start_margin(self.workers));
+            let _ = self.start.set(start);
+            self.opened.notify_waiters();
+        }
+    }
+
+    /// The time zero once the gate is open, or `None` if the run stops first.
+    async fn opened(&self, stop: &AtomicBool) -> Option<Instant> {
+        loop {
+            let mut opened = std::pin::pin!(self.opened.notified());
+            opened.as_mut().enable();
+            if let Some(start) = self.start.get() {
+                return Some(*start);
+            }
+            if stop.load(Ordering::Acquire) {
+                return None;
+            }
+            // Looks at `stop` again every nap: a stopped run does not open the gate.
+            let _ = tokio::time::timeout(PACER_NAP, opened).await;
         }
     }
 }
@@ -561,6 +637,7 @@ struct WorkerContext<K> {
     /// The sink of this worker's engine thread, shared with the thread's other workers.
     /// Never locked across an await; uncontended (one thread).
     sink: Arc<std::sync::Mutex<K>>,
+    gate: Arc<StartGate>,
 }
 
 impl<K: CompletionSink> WorkerContext<K> {
@@ -568,6 +645,19 @@ impl<K: CompletionSink> WorkerContext<K> {
     /// task when the cancellation token fires.
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Warms the session, then waits until every worker has: returns the schedule's time
+    /// zero (already told to this engine's sink), or `None` if the run stopped first.
+    async fn warm_and_wait<S: Session>(&self, session: &mut S) -> Option<Instant> {
+        session.warm().await;
+        self.gate.arrive();
+        let start = self.gate.opened(&self.stop).await?;
+        self.sink
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .begin(start);
+        Some(start)
     }
 
     /// Hands a completion to this engine thread's recorder.
@@ -665,6 +755,9 @@ async fn open_loop<S: Session, K: CompletionSink>(
     jobs: &EngineJobs,
     state: &mut WorkerState,
 ) {
+    if ctx.warm_and_wait(session).await.is_none() {
+        return;
+    }
     loop {
         if ctx.stopping() {
             break;
@@ -720,7 +813,7 @@ async fn closed_loop_worker<S: Session, K: CompletionSink>(
     slots_source: Arc<EngineSlots>,
     shard: Shard,
     slots: Option<u64>,
-    deadline: Option<Instant>,
+    limit: Option<Duration>,
 ) -> u64 {
     let mut state = WorkerState::new();
     let aborted = {
@@ -730,7 +823,7 @@ async fn closed_loop_worker<S: Session, K: CompletionSink>(
             &slots_source,
             shard,
             slots,
-            deadline,
+            limit,
             &mut state,
         ));
         abortable(&ctx, run).await
@@ -745,9 +838,13 @@ async fn closed_loop<S: Session, K: CompletionSink>(
     slots_source: &EngineSlots,
     shard: Shard,
     slots: Option<u64>,
-    deadline: Option<Instant>,
+    limit: Option<Duration>,
     state: &mut WorkerState,
 ) {
+    let Some(start) = ctx.warm_and_wait(session).await else {
+        return;
+    };
+    let deadline = limit.map(|d| start + d);
     loop {
         let now = Instant::now();
         if ctx.stopping() || deadline.is_some_and(|d| now >= d) {

@@ -480,6 +480,7 @@ impl Transport for HttpTransport {
             h2_wire_cached: None,
             head_seen: None,
             timer: None,
+            warm_failure: None,
         }
     }
 
@@ -507,9 +508,30 @@ pub struct HttpSession {
     head_seen: Option<(u16, Duration)>,
     /// The request timeout, re-armed for each request.
     timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// Why opening the connection before the run failed; the first request's outcome.
+    warm_failure: Option<TransportError>,
 }
 
 impl Session for HttpSession {
+    /// HTTP/1.1 (lean client): opens the worker's connection. The HTTP/2 pool's shared
+    /// connections and the hyper cross-check client still open on first use.
+    async fn warm(&mut self) {
+        let h1_wire = matches!(self.endpoint.version, Negotiated::H1)
+            && self.endpoint.engine == H1Engine::Wire;
+        if !h1_wire || self.wire.is_some() {
+            return;
+        }
+        let open = tokio::time::timeout(self.endpoint.timeout, Box::pin(self.endpoint.open()));
+        match open.await {
+            Ok(Ok(opened)) => self.wire = Some(WireConn::new(opened.io)),
+            // The first request reports it, as it would have met it opening the connection
+            // itself: a handshake that fails one time in N still counts once.
+            Ok(Err(e)) => self.warm_failure = Some(e),
+            // Not answered within the timeout: the first request tries again.
+            Err(_) => {}
+        }
+    }
+
     async fn send(
         &mut self,
         request: &PreparedRequest,
@@ -608,6 +630,9 @@ impl HttpSession {
         id: &RequestId,
         sent: Instant,
     ) -> Outcome {
+        if let Some(e) = self.warm_failure.take() {
+            return outcome_error(e);
+        }
         for attempt in 0..2 {
             // A kept-alive connection the server has closed meanwhile (idle timeout) is
             // replaced before anything is written to it.

@@ -161,6 +161,14 @@ pub trait Session: Send {
         request_id: &'a RequestId,
         sent: std::time::Instant,
     ) -> impl Future<Output = Outcome> + Send + 'a;
+
+    /// Opens what the session needs before the schedule starts (its connection), so the
+    /// first requests of a run do not pay for connection set-up inside their measured
+    /// time — as wrk and h2load connect before they start their clocks. A failure is not
+    /// reported here: the first request meets it again and records it.
+    fn warm(&mut self) -> impl Future<Output = ()> + Send + '_ {
+        async {}
+    }
 }
 
 /// The first `BODY_PREFIX_LIMIT` bytes of a response body and its full length.
