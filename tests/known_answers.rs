@@ -156,6 +156,24 @@ async fn connections_are_open_before_the_first_request_is_due() {
     // Opening a connection on first use made this the connect time; now only the wake-up.
     assert!(wait_us < 5_000, "first request sent {wait_us} µs late");
     target.shutdown().await;
+
+    // HTTP/2: the pool's 4 connections (40 workers over 4 × 10 streams) are open too.
+    let target = target::start(marker_target()).await.unwrap();
+    let mut p = profile(&target.url(), &[fixture("known")], results.path());
+    p.target.http = wafload::profile::HttpVersion::H2;
+    p.rate = Some(100.0);
+    p.requests = Some(3);
+    p.connections = 4;
+    p.streams_per_connection = 10;
+    let s = run_profile(&p).await.summary;
+    assert_eq!(s.sent, 3);
+    let stats = target.stats();
+    assert_eq!((stats.requests, stats.http2_requests), (3, 3));
+    assert_eq!(
+        stats.connections, 5,
+        "4 pool connections and the up-front check"
+    );
+    target.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

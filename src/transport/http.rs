@@ -513,22 +513,39 @@ pub struct HttpSession {
 }
 
 impl Session for HttpSession {
-    /// HTTP/1.1 (lean client): opens the worker's connection. The HTTP/2 pool's shared
-    /// connections and the hyper cross-check client still open on first use.
+    /// The lean clients: HTTP/1.1 opens the worker's connection, HTTP/2 its pool slot's
+    /// (shared with the slot's other workers). The cross-check clients (hyper, the `h2`
+    /// crate) still open on first use.
     async fn warm(&mut self) {
-        let h1_wire = matches!(self.endpoint.version, Negotiated::H1)
-            && self.endpoint.engine == H1Engine::Wire;
-        if !h1_wire || self.wire.is_some() {
-            return;
-        }
-        let open = tokio::time::timeout(self.endpoint.timeout, Box::pin(self.endpoint.open()));
-        match open.await {
-            Ok(Ok(opened)) => self.wire = Some(WireConn::new(opened.io)),
-            // The first request reports it, as it would have met it opening the connection
-            // itself: a handshake that fails one time in N still counts once.
-            Ok(Err(e)) => self.warm_failure = Some(e),
-            // Not answered within the timeout: the first request tries again.
-            Err(_) => {}
+        let endpoint = self.endpoint.clone();
+        let opened: Result<(), TransportError> = match endpoint.version {
+            Negotiated::H1 if endpoint.engine == H1Engine::Wire && self.wire.is_none() => {
+                let open = tokio::time::timeout(endpoint.timeout, Box::pin(endpoint.open()));
+                match open.await {
+                    Ok(Ok(opened)) => {
+                        self.wire = Some(WireConn::new(opened.io));
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(e),
+                    // Not answered within the timeout: the first request tries again.
+                    Err(_) => Ok(()),
+                }
+            }
+            Negotiated::H2 if endpoint.h2_engine == H2Engine::Wire => {
+                let slot = &self.h2_wire_pool[self.h2_slot];
+                let open = checkout(slot, &mut self.h2_wire_cached, None, || {
+                    endpoint.handshake_h2_wire()
+                });
+                tokio::time::timeout(endpoint.timeout, open)
+                    .await
+                    .unwrap_or(Ok(()))
+            }
+            _ => Ok(()),
+        };
+        // The first request reports a failure, as it would have met it opening the
+        // connection itself: a handshake that fails one time in N still counts once.
+        if let Err(e) = opened {
+            self.warm_failure = Some(e);
         }
     }
 
@@ -793,6 +810,9 @@ impl HttpSession {
         id: &RequestId,
         sent: Instant,
     ) -> Outcome {
+        if let Some(e) = self.warm_failure.take() {
+            return outcome_error(e);
+        }
         let mut retired: Option<u64> = None;
         let endpoint = &self.endpoint;
         let head = RequestHead {
