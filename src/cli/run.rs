@@ -52,8 +52,8 @@ pub struct LoadFlags {
     /// Stop after this many requests.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: Option<u64>,
-    /// Maximum open connections (HTTP/1.1: also the maximum requests in flight). HTTP/1.1
-    /// connections are all opened before the run's clock starts.
+    /// Maximum open connections (HTTP/1.1: also the maximum requests in flight). They are
+    /// all opened before the run's clock starts.
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..100_000))]
     pub connections: Option<u64>,
     /// Concurrent HTTP/2 streams per connection (HTTP/2 in flight = connections × streams).
