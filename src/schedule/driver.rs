@@ -1,8 +1,8 @@
 //! The run driver: a pacer on each engine thread that releases the thread's slots at
-//! their intended time (open loop), or a shared counter (closed loop), and worker tasks that send, classify and hand
-//! each completion to their engine thread's sink (the recorder). Latency starts at the
-//! intended time, so time spent queued behind busy connections counts (no coordinated
-//! omission).
+//! their intended time (open loop), or a shared counter (closed loop), and worker tasks
+//! that open their connections before the clock starts, then send, classify and hand each
+//! completion to their engine thread's sink (the recorder). Latency starts at the intended
+//! time, so time spent queued behind busy connections counts (no coordinated omission).
 
 use super::RateSchedule;
 use crate::classify::{Class, Classifier, Flags};
