@@ -87,16 +87,9 @@ pub async fn sleep_until(deadline: Instant) {
     if deadline <= Instant::now() {
         return;
     }
-    #[cfg(target_os = "linux")]
-    if let Ok(fd) = linux_timerfd() {
-        if linux_timerfd_wait(&fd, deadline.saturating_duration_since(Instant::now()))
-            .await
-            .is_ok()
-        {
-            return;
-        }
+    if !PreciseTimer::new().try_sleep_until(deadline).await {
+        thread_sleep_until(deadline).await
     }
-    thread_sleep_until(deadline).await
 }
 
 /// The fallback: the dedicated timer thread wakes the task at `deadline`.
@@ -149,17 +142,23 @@ impl PreciseTimer {
 
     /// Sleeps until `deadline` (returns at once if it has passed).
     pub async fn sleep_until(&mut self, deadline: Instant) {
+        if !self.try_sleep_until(deadline).await {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
+        }
+    }
+
+    /// Sleeps until `deadline` on the timerfd; false (having slept at most partly) when
+    /// there is none or it failed, and the caller must fall back.
+    async fn try_sleep_until(&mut self, deadline: Instant) -> bool {
         let now = Instant::now();
         if deadline <= now {
-            return;
+            return true;
         }
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.fd {
-            if linux_timerfd_wait(fd, deadline - now).await.is_ok() {
-                return;
-            }
+            return linux_timerfd_wait(fd, deadline - now).await.is_ok();
         }
-        tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
+        false
     }
 }
 
@@ -172,6 +171,9 @@ impl Default for PreciseTimer {
 #[cfg(target_os = "linux")]
 fn linux_timerfd() -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
     use std::os::fd::FromRawFd;
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(std::io::Error::other("no tokio runtime"));
+    }
     // SAFETY: timerfd_create takes no pointers; a non-negative result is a new fd we own.
     let fd = unsafe {
         libc::timerfd_create(
@@ -184,9 +186,6 @@ fn linux_timerfd() -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::Owne
     }
     // SAFETY: `fd` was just created and is owned by nothing else.
     let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(std::io::Error::other("no tokio runtime"));
-    }
     // SAFETY: an OwnedFd stays open and names the same timer until the AsyncFd drops it.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
         .map_err(|e| e.into_parts().1)

@@ -555,6 +555,9 @@ impl Session for HttpSession {
         request_id: &RequestId,
         sent: Instant,
     ) -> Outcome {
+        if let Some(e) = self.warm_failure.take() {
+            return outcome_error(e);
+        }
         let timeout = self.endpoint.timeout;
         self.head_seen = None;
         // One timer per session, and not re-armed per request: it keeps the deadline of
@@ -647,9 +650,6 @@ impl HttpSession {
         id: &RequestId,
         sent: Instant,
     ) -> Outcome {
-        if let Some(e) = self.warm_failure.take() {
-            return outcome_error(e);
-        }
         for attempt in 0..2 {
             // A kept-alive connection the server has closed meanwhile (idle timeout) is
             // replaced before anything is written to it.
@@ -810,9 +810,6 @@ impl HttpSession {
         id: &RequestId,
         sent: Instant,
     ) -> Outcome {
-        if let Some(e) = self.warm_failure.take() {
-            return outcome_error(e);
-        }
         let mut retired: Option<u64> = None;
         let endpoint = &self.endpoint;
         let head = RequestHead {

@@ -165,7 +165,8 @@ pub trait Session: Send {
     /// Opens what the session needs before the schedule starts (its connection), so the
     /// first requests of a run do not pay for connection set-up inside their measured
     /// time — as wrk and h2load connect before they start their clocks. A failure is not
-    /// reported here: the first request meets it again and records it.
+    /// reported here: it becomes the first request's outcome, as that request would have
+    /// met it opening the connection itself.
     fn warm(&mut self) -> impl Future<Output = ()> + Send + '_ {
         async {}
     }
