@@ -10,6 +10,14 @@
 # and the median ratio wafload / peer. Peers come from Debian (`apt-get install -y wrk
 # nghttp2-client`) and crates (`cargo install oha --locked`); a missing peer is skipped
 # with a line saying how to get it. Needs a release build: `cargo build --release`.
+#
+# wrk-hdr is wrk sending the headers every wafload request carries (user-agent, accept
+# and a request id of the same length): the same request bytes for the target, so
+# wafload / wrk-hdr compares the clients alone, where wafload / wrk also counts the
+# target's work on wafload's larger requests. There is no h2load-hdr: h2load can only
+# send one fixed id, which HPACK then indexes on both sides (the calibration target
+# echoes it), making its requests and answers cheaper than unique ids — measured
+# 1.12× h2load's own throughput, not a like-for-like peer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -32,7 +40,7 @@ trap cleanup EXIT
 [ -x "$WAFLOAD" ] || { echo "build first: cargo build --release"; exit 2; }
 have() { command -v "$1" >/dev/null 2>&1; }
 PEERS=()
-have wrk && PEERS+=(wrk) || echo "skip wrk: not installed (apt-get install -y wrk)"
+have wrk && PEERS+=(wrk wrk-hdr) || echo "skip wrk: not installed (apt-get install -y wrk)"
 have oha && PEERS+=(oha) || echo "skip oha: not installed (cargo install oha --locked)"
 have h2load && PEERS+=(h2load) || echo "skip h2load: not installed (apt-get install -y nghttp2-client)"
 
@@ -50,11 +58,15 @@ TARGET_PID=$!
 for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$CAL_PORT) 2>/dev/null && break; sleep 0.1; done
 TARGETS+=("calibration=http://127.0.0.1:$CAL_PORT/")
 
+# The headers of a wafload request, for wrk-hdr (the id as long as a run's).
+SAME_HEADERS=(-H "user-agent: wafload/$("$WAFLOAD" --version | awk '{print $2}')" -H 'accept: */*' -H 'x-request-id: wla01234567a-123456')
+
 # run TOOL URL → one line: tool req/s cpu_us_per_req maxrss_kb p50_ms p99_ms
 run_one() {
     local tool=$1 url=$2 out="$WORK/out.txt" tm="$WORK/time.txt"
     case $tool in
         wrk) /usr/bin/time -o "$tm" -f "%U %S %M" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "$url" >"$out" 2>&1 ;;
+        wrk-hdr) /usr/bin/time -o "$tm" -f "%U %S %M" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "${SAME_HEADERS[@]}" "$url" >"$out" 2>&1 ;;
         oha) /usr/bin/time -o "$tm" -f "%U %S %M" oha -z "${SECS}s" -c "$CONNS" --worker-threads "$THREADS" --no-tui --output-format json "$url" >"$out" 2>&1 ;;
         h2load) /usr/bin/time -o "$tm" -f "%U %S %M" h2load -D "$SECS" -c "$CONNS" -m 10 -t "$THREADS" "$url" >"$out" 2>&1 ;;
         wafload|wafload-h2|wafload-corpus)
@@ -71,7 +83,7 @@ user, sys_, rss = float(tm[0]), float(tm[1]), int(tm[2])
 rps = n = p50 = p99 = float("nan")
 def ms(v, unit):
     return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-if tool == "wrk":
+if tool.startswith("wrk"):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     n = int(re.search(r"(\d+) requests in", out).group(1))
     lat = dict((q, ms(v, u)) for q, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", out))
@@ -106,7 +118,7 @@ for t in "${TARGETS[@]}"; do
         for tool in "${PEERS[@]}" wafload wafload-h2 wafload-corpus; do
             # nginx's plain-text backend speaks HTTP/1.1 only: HTTP/2 is compared on the
             # calibration target (h2c prior knowledge).
-            if [ "$name" = nginx ] && { [ "$tool" = h2load ] || [ "$tool" = wafload-h2 ]; }; then continue; fi
+            case "$name:$tool" in nginx:h2load|nginx:wafload-h2) continue ;; esac
             line=$(run_one "$tool" "$url") || { echo "  $tool failed on $name"; continue; }
             echo "$name $r $line" | tee -a "$ALL"
         done
@@ -126,7 +138,7 @@ for (target, tool), v in sorted(by.items()):
 print("\n| target | wafload variant / peer | median throughput ratio | median CPU/req ratio |")
 print("|---|---|---|---|")
 for target in sorted({k[0] for k in by}):
-    for ours, peer in [("wafload", "wrk"), ("wafload", "oha"), ("wafload-h2", "h2load"), ("wafload-corpus", "wrk")]:
+    for ours, peer in [("wafload", "wrk"), ("wafload", "wrk-hdr"), ("wafload", "oha"), ("wafload-h2", "h2load"), ("wafload-corpus", "wrk")]:
         a, b = by.get((target, ours)), by.get((target, peer))
         if not a or not b: continue
         # Pair rounds (A B A B): ratio per round, then the median.
