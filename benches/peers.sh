@@ -5,11 +5,12 @@
 #
 # Starts two fixed targets — nginx `return 200` with 1 worker (from the WAF lab set-up)
 # and wafload's calibration target — then, for each target, runs every peer and wafload
-# with the same connections, threads and duration, alternating A B A B … for ROUNDS rounds. Prints
-# req/s, CPU µs per request (user+sys of the load generator process), max RSS, p50/p99,
-# and the median ratio wafload / peer. Peers come from Debian (`apt-get install -y wrk
-# nghttp2-client`) and crates (`cargo install oha --locked`); a missing peer is skipped
-# with a line saying how to get it. Needs a release build: `cargo build --release`.
+# with the same connections, threads and duration, alternating A B A B … for ROUNDS
+# rounds. Prints req/s, CPU µs per request (user+sys of the load generator process), max
+# RSS, p50/p99, the target's CPU µs per request, and the median ratio wafload / peer.
+# Peers come from Debian (`apt-get install -y wrk nghttp2-client`) and crates (`cargo
+# install oha --locked`); a missing peer is skipped with a line saying how to get it.
+# Needs a release build: `cargo build --release`.
 #
 # wrk-hdr is wrk sending the headers every wafload request carries (user-agent, accept
 # and a request id of the same length): the same request bytes for the target, so
@@ -61,9 +62,22 @@ TARGETS+=("calibration=http://127.0.0.1:$CAL_PORT/")
 # The headers of a wafload request, for wrk-hdr (the id as long as a run's).
 SAME_HEADERS=(-H "user-agent: wafload/$("$WAFLOAD" --version | awk '{print $2}')" -H 'accept: */*' -H 'x-request-id: wla01234567a-123456')
 
-# run TOOL URL → one line: tool req/s cpu_us_per_req maxrss_kb p50_ms p99_ms
+# CPU ticks (user + system) the target's processes have used: nginx's workers or the
+# calibration target. Read around each run, it shows how much of a throughput difference
+# is the target's own work on a tool's requests.
+target_ticks() {
+    local pids
+    case $1 in
+        nginx) pids=$(pgrep -P "$(cat "$LAB/nginx.pid")") ;;
+        *) pids=$TARGET_PID ;;
+    esac
+    for p in $pids; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{t += $1} END {print t}'
+}
+
+# run TOOL URL TARGET → one line: tool req/s cpu_us_per_req maxrss_kb p50_ms p99_ms target_cpu_us_per_req
 run_one() {
-    local tool=$1 url=$2 out="$WORK/out.txt" tm="$WORK/time.txt"
+    local tool=$1 url=$2 out="$WORK/out.txt" tm="$WORK/time.txt" before
+    before=$(target_ticks "$3")
     case $tool in
         wrk) /usr/bin/time -o "$tm" -f "%U %S %M" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "$url" >"$out" 2>&1 ;;
         wrk-hdr) /usr/bin/time -o "$tm" -f "%U %S %M" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "${SAME_HEADERS[@]}" "$url" >"$out" 2>&1 ;;
@@ -76,7 +90,7 @@ run_one() {
             /usr/bin/time -o "$tm" -f "%U %S %M" "$WAFLOAD" run --target "$url" "${extra[@]}" --max --no-preflight \
                 -c "$CONNS" --threads "$THREADS" --duration "${SECS}s" --timeout 5s --quiet --results-dir "$RESULTS" >"$out" 2>&1 ;;
     esac
-    python3 - "$tool" "$out" "$tm" <<'PY'
+    python3 - "$tool" "$out" "$tm" "$(( $(target_ticks "$3") - before ))" "$(getconf CLK_TCK)" <<'PY'
 import json, re, sys
 tool, out, tm = sys.argv[1], open(sys.argv[2]).read(), open(sys.argv[3]).read().split()
 user, sys_, rss = float(tm[0]), float(tm[1]), int(tm[2])
@@ -105,7 +119,8 @@ else:
     n = s["sent"]; rps = s["achieved_rate"]
     p50, p99 = s["latency"]["all"]["p50"] / 1e3, s["latency"]["all"]["p99"] / 1e3
 cpu = (user + sys_) / max(n, 1) * 1e6
-print(f"{tool} {rps:.0f} {cpu:.2f} {rss} {p50:.3f} {p99:.3f}")
+target_cpu = int(sys.argv[4]) / int(sys.argv[5]) / max(n, 1) * 1e6
+print(f"{tool} {rps:.0f} {cpu:.2f} {rss} {p50:.3f} {p99:.3f} {target_cpu:.2f}")
 PY
 }
 
@@ -119,7 +134,7 @@ for t in "${TARGETS[@]}"; do
             # nginx's plain-text backend speaks HTTP/1.1 only: HTTP/2 is compared on the
             # calibration target (h2c prior knowledge).
             case "$name:$tool" in nginx:h2load|nginx:wafload-h2) continue ;; esac
-            line=$(run_one "$tool" "$url") || { echo "  $tool failed on $name"; continue; }
+            line=$(run_one "$tool" "$url" "$name") || { echo "  $tool failed on $name"; continue; }
             echo "$name $r $line" | tee -a "$ALL"
         done
     done
@@ -128,13 +143,13 @@ python3 - "$ALL" <<'PY'
 import sys, statistics as st, collections
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 by = collections.defaultdict(list)
-for target, rnd, tool, rps, cpu, rss, p50, p99 in rows:
-    by[(target, tool)].append((int(rnd), float(rps), float(cpu), int(rss), float(p50), float(p99)))
-print("\n| target | tool | req/s (median) | CPU µs/req | max RSS MB | p50 ms | p99 ms |")
-print("|---|---|---|---|---|---|---|")
+for target, rnd, tool, rps, cpu, rss, p50, p99, target_cpu in rows:
+    by[(target, tool)].append((int(rnd), float(rps), float(cpu), int(rss), float(p50), float(p99), float(target_cpu)))
+print("\n| target | tool | req/s (median) | CPU µs/req | max RSS MB | p50 ms | p99 ms | target CPU µs/req |")
+print("|---|---|---|---|---|---|---|---|")
 for (target, tool), v in sorted(by.items()):
     med = lambda i: st.median(x[i] for x in v)
-    print(f"| {target} | {tool} | {med(1):,.0f} | {med(2):.2f} | {max(x[3] for x in v)/1024:.1f} | {med(4):.3f} | {med(5):.3f} |")
+    print(f"| {target} | {tool} | {med(1):,.0f} | {med(2):.2f} | {max(x[3] for x in v)/1024:.1f} | {med(4):.3f} | {med(5):.3f} | {med(6):.2f} |")
 print("\n| target | wafload variant / peer | median throughput ratio | median CPU/req ratio |")
 print("|---|---|---|---|")
 for target in sorted({k[0] for k in by}):
