@@ -129,51 +129,62 @@ async fn open_loop_rate_is_accurate_at_500_per_second() {
 /// open-loop run with 512 connections were up to 60 ms late at 2 000 req/s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_open_before_the_first_request_is_due() {
+    use wafload::transport::http::{H1Engine, H2Engine};
     let _guard = TIMING.lock().await;
-    let target = target::start(marker_target()).await.unwrap();
     let results = tempfile::tempdir().unwrap();
-    let mut p = profile(&target.url(), &[fixture("known")], results.path());
-    p.rate = Some(100.0);
-    p.requests = Some(10);
-    p.connections = 64;
-    p.threads = Some(2);
-    let outcome = run_profile(&p).await;
-    let s = &outcome.summary;
-    assert_eq!(s.sent, 10);
-    let stats = target.stats();
-    assert_eq!(stats.requests, 10);
-    // 64, plus the one the transport opens up front to check the target is there.
-    assert_eq!(
-        stats.connections, 65,
-        "every connection opened before the run"
-    );
-    let records = read_records(&outcome.dir).unwrap();
-    let first = records
-        .iter()
-        .find(|r| r["n"] == 0)
-        .expect("a record of the first request");
-    let wait_us = first["wait"].as_u64().unwrap();
-    // Opening a connection on first use made this the connect time; now only the wake-up.
-    assert!(wait_us < 5_000, "first request sent {wait_us} µs late");
-    target.shutdown().await;
+    // Every HTTP/1.1 client: the lean default and hyper (cross-checks).
+    for engine in [H1Engine::Wire, H1Engine::Hyper] {
+        let target = target::start(marker_target()).await.unwrap();
+        let mut p = profile(&target.url(), &[fixture("known")], results.path());
+        p.h1_engine = engine;
+        p.rate = Some(100.0);
+        p.requests = Some(10);
+        p.connections = 64;
+        p.threads = Some(2);
+        let outcome = run_profile(&p).await;
+        assert_eq!(outcome.summary.sent, 10);
+        let stats = target.stats();
+        assert_eq!(stats.requests, 10);
+        // 64, plus the one the transport opens up front to check the target is there.
+        assert_eq!(
+            stats.connections, 65,
+            "{engine:?}: every connection opened before the run"
+        );
+        let records = read_records(&outcome.dir).unwrap();
+        let first = records
+            .iter()
+            .find(|r| r["n"] == 0)
+            .expect("a record of the first request");
+        let wait_us = first["wait"].as_u64().unwrap();
+        // Opening a connection on first use made this the connect time; now only the wake-up.
+        assert!(
+            wait_us < 5_000,
+            "{engine:?}: first request sent {wait_us} µs late"
+        );
+        target.shutdown().await;
+    }
 
-    // HTTP/2: the pool's 4 connections (40 workers over 4 × 10 streams) are open too.
-    let target = target::start(marker_target()).await.unwrap();
-    let mut p = profile(&target.url(), &[fixture("known")], results.path());
-    p.target.http = wafload::profile::HttpVersion::H2;
-    p.rate = Some(100.0);
-    p.requests = Some(3);
-    p.connections = 4;
-    p.streams_per_connection = 10;
-    let s = run_profile(&p).await.summary;
-    assert_eq!(s.sent, 3);
-    let stats = target.stats();
-    assert_eq!((stats.requests, stats.http2_requests), (3, 3));
-    assert_eq!(
-        stats.connections, 5,
-        "4 pool connections and the up-front check"
-    );
-    target.shutdown().await;
+    // HTTP/2, both clients: the pool's 4 connections (40 workers over 4 × 10 streams) are
+    // open too.
+    for engine in [H2Engine::Wire, H2Engine::H2] {
+        let target = target::start(marker_target()).await.unwrap();
+        let mut p = profile(&target.url(), &[fixture("known")], results.path());
+        p.target.http = wafload::profile::HttpVersion::H2;
+        p.h2_engine = engine;
+        p.rate = Some(100.0);
+        p.requests = Some(3);
+        p.connections = 4;
+        p.streams_per_connection = 10;
+        let s = run_profile(&p).await.summary;
+        assert_eq!(s.sent, 3);
+        let stats = target.stats();
+        assert_eq!((stats.requests, stats.http2_requests), (3, 3));
+        assert_eq!(
+            stats.connections, 5,
+            "{engine:?}: 4 pool connections and the up-front check"
+        );
+        target.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

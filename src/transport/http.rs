@@ -513,34 +513,38 @@ pub struct HttpSession {
 }
 
 impl Session for HttpSession {
-    /// The lean clients: HTTP/1.1 opens the worker's connection, HTTP/2 its pool slot's
-    /// (shared with the slot's other workers). The cross-check clients (hyper, the `h2`
-    /// crate) still open on first use.
+    /// HTTP/1.1 opens the worker's connection, HTTP/2 its pool slot's (shared with the
+    /// slot's other workers) — with every client, the cross-check ones (hyper, the `h2`
+    /// crate) too, so that switching clients does not change when a run's clock starts.
     async fn warm(&mut self) {
         let endpoint = self.endpoint.clone();
+        // A connection not opened within the timeout is left to the first request.
+        let within_timeout = |r: Result<Result<(), TransportError>, _>| r.unwrap_or(Ok(()));
         let opened: Result<(), TransportError> = match endpoint.version {
-            Negotiated::H1 if endpoint.engine == H1Engine::Wire && self.wire.is_none() => {
+            Negotiated::H1 if endpoint.engine == H1Engine::Wire => {
                 let open = tokio::time::timeout(endpoint.timeout, Box::pin(endpoint.open()));
-                match open.await {
-                    Ok(Ok(opened)) => {
-                        self.wire = Some(WireConn::new(opened.io));
-                        Ok(())
-                    }
-                    Ok(Err(e)) => Err(e),
-                    // Not answered within the timeout: the first request tries again.
-                    Err(_) => Ok(()),
-                }
+                within_timeout(
+                    open.await
+                        .map(|r| r.map(|opened| self.wire = Some(WireConn::new(opened.io)))),
+                )
+            }
+            Negotiated::H1 => {
+                let open =
+                    tokio::time::timeout(endpoint.timeout, Box::pin(endpoint.handshake_h1()));
+                within_timeout(open.await.map(|r| r.map(|sender| self.h1 = Some(sender))))
             }
             Negotiated::H2 if endpoint.h2_engine == H2Engine::Wire => {
                 let slot = &self.h2_wire_pool[self.h2_slot];
                 let open = checkout(slot, &mut self.h2_wire_cached, None, || {
                     endpoint.handshake_h2_wire()
                 });
-                tokio::time::timeout(endpoint.timeout, open)
-                    .await
-                    .unwrap_or(Ok(()))
+                within_timeout(tokio::time::timeout(endpoint.timeout, open).await)
             }
-            _ => Ok(()),
+            Negotiated::H2 => {
+                let slot = &self.h2_pool[self.h2_slot];
+                let open = checkout(slot, &mut self.h2_cached, None, || endpoint.handshake_h2());
+                within_timeout(tokio::time::timeout(endpoint.timeout, Box::pin(open)).await)
+            }
         };
         // The first request reports a failure, as it would have met it opening the
         // connection itself: a handshake that fails one time in N still counts once.
