@@ -140,7 +140,8 @@ impl DriverConfig {
     }
 }
 
-/// How early the pacer hands a job to the workers; the worker waits out the rest itself.
+/// The most a pacer hands a job to the workers ahead of its time (the worker waits out
+/// the rest itself); within it, the lead follows the measured wake-ups (`lead.rs`).
 pub const DISPATCH_LEAD: Duration = Duration::from_micros(200);
 /// Below this interval between requests (> 2 000 req/s per process) the lead shrinks to a
 /// third of the interval, so the workers' waiting costs at most a third of a core.
@@ -148,7 +149,7 @@ pub const LEAD_MIN_INTERVAL: Duration = Duration::from_micros(500);
 /// A lead shorter than this would not cover an engine thread's wake-up; none is used.
 pub const LEAD_FLOOR: Duration = Duration::from_micros(25);
 
-/// The hand-over lead for requests `interval` apart.
+/// The longest hand-over lead for requests `interval` apart: bounds the spinning it costs.
 pub fn dispatch_lead(interval: Duration) -> Duration {
     if interval >= LEAD_MIN_INTERVAL {
         return DISPATCH_LEAD;
@@ -449,6 +450,7 @@ impl EnginePacer {
             return;
         };
         let mut timer = crate::timer::PreciseTimer::new();
+        let mut lead_tracker = super::lead::AdaptiveLead::new();
         let mut k = self.first;
         loop {
             let slot = self.shard.slot(k);
@@ -462,17 +464,20 @@ impl EnginePacer {
                 break;
             }
             let due = start + offset;
-            // At low rates, hand the job over DISPATCH_LEAD early: waking a parked engine
-            // thread takes tens of µs on a VM, so the worker gets the job ahead and waits
-            // the last stretch itself. At high rates the engines are awake anyway and the
-            // wait would only burn CPU the target may need. The lead follows the run's
-            // rate (the interval to the process's next slot), as the spin it costs does.
+            // Hand the job over early: waking a parked engine thread takes tens of µs on a
+            // VM, so the worker gets the job ahead and waits the last stretch itself. At
+            // most DISPATCH_LEAD early, and less at high rates, where the engines are awake
+            // anyway and the wait would only burn CPU the target may need: the bound
+            // follows the run's rate (the interval to the process's next slot), as the
+            // spin it costs does.
             let interval = self
                 .schedule
                 .offset(self.shard.slot(k + 1))
                 .map(|next| next.saturating_sub(offset))
                 .unwrap_or(Duration::MAX);
-            let hand_over = due.checked_sub(dispatch_lead(interval)).unwrap_or(due);
+            // Within that bound, the lead covers the wake-ups measured so far (`lead`).
+            let lead = lead_tracker.lead(dispatch_lead(interval));
+            let hand_over = due.checked_sub(lead).unwrap_or(due);
             loop {
                 if self.stop.load(Ordering::Relaxed) {
                     return;
@@ -481,7 +486,11 @@ impl EnginePacer {
                 if now >= hand_over {
                     break;
                 }
-                timer.sleep_until(hand_over.min(now + PACER_NAP)).await;
+                let wake_at = hand_over.min(now + PACER_NAP);
+                timer.sleep_until(wake_at).await;
+                if wake_at == hand_over {
+                    lead_tracker.observe(Instant::now().saturating_duration_since(hand_over));
+                }
             }
             self.queue.push(Job {
                 slot,

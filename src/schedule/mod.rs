@@ -3,6 +3,7 @@
 //! It never looks at responses: the pacer does not wait for answers.
 
 mod driver;
+mod lead;
 
 pub use driver::{run_workers, Completion, CompletionSink, DriverConfig, Job, Progress, Shard};
 
