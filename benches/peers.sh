@@ -68,10 +68,12 @@ SAME_HEADERS=(-H "user-agent: wafload/$("$WAFLOAD" --version | awk '{print $2}')
 target_ticks() {
     local pids
     case $1 in
-        nginx) pids=$(pgrep -P "$(cat "$LAB/nginx.pid")") ;;
+        nginx) pids=$(pgrep -P "$(cat "$LAB/nginx.pid")" || true) ;;
         *) pids=$TARGET_PID ;;
     esac
-    for p in $pids; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{t += $1} END {print t}'
+    # A process gone meanwhile counts as nothing (the column then reads low, never fails).
+    for p in $pids; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done |
+        awk '{t += $1} END {print t + 0}'
 }
 
 # run TOOL URL TARGET → one line: tool req/s cpu_us_per_req maxrss_kb p50_ms p99_ms target_cpu_us_per_req
