@@ -81,8 +81,10 @@ run_one() {
     local tool=$1 url=$2 out="$WORK/out.txt" tm="$WORK/time.txt" before
     before=$(target_ticks "$3")
     case $tool in
-        wrk) /usr/bin/time -o "$tm" -f "%U %S %M" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "$url" >"$out" 2>&1 ;;
-        wrk-hdr) /usr/bin/time -o "$tm" -f "%U %S %M" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "${SAME_HEADERS[@]}" "$url" >"$out" 2>&1 ;;
+        wrk|wrk-hdr)
+            local headers=()
+            [ "$tool" = wrk-hdr ] && headers=("${SAME_HEADERS[@]}")
+            /usr/bin/time -o "$tm" -f "%U %S %M" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "${headers[@]}" "$url" >"$out" 2>&1 ;;
         oha) /usr/bin/time -o "$tm" -f "%U %S %M" oha -z "${SECS}s" -c "$CONNS" --worker-threads "$THREADS" --no-tui --output-format json "$url" >"$out" 2>&1 ;;
         h2load) /usr/bin/time -o "$tm" -f "%U %S %M" h2load -D "$SECS" -c "$CONNS" -m 10 -t "$THREADS" "$url" >"$out" 2>&1 ;;
         wafload|wafload-h2|wafload-corpus)

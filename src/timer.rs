@@ -50,9 +50,10 @@ fn timer() -> &'static Mutex<mpsc::Sender<Entry>> {
     })
 }
 
-/// Asks the kernel for 1 µs timer slack on the calling thread (Linux). The default 50 µs
-/// slack makes every sleep of a pacing thread overshoot by ~50–60 µs.
-pub fn precise_thread() {
+/// Asks the kernel for 1 µs timer slack on the calling thread (Linux): the timer thread's
+/// waits would otherwise overshoot by the default 50 µs slack. (timerfd expiries are not
+/// subject to timer slack.)
+fn precise_thread() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack; no memory is touched.
     unsafe {
